@@ -1,0 +1,90 @@
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PGlite } from "@electric-sql/pglite";
+import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
+import { pgcrypto } from "@electric-sql/pglite/contrib/pgcrypto";
+import type { ExtractTablesWithRelations } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import * as schema from "./schema/index.ts";
+
+export type Schema = typeof schema;
+/** The driver-neutral Drizzle handle every service takes (PGlite and postgres.js share it). */
+export type Database = PgDatabase<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+export type Transaction = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+/** Either the database or an open transaction: services accept both. */
+export type Executor = Database | Transaction;
+
+export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), "migrations");
+
+export interface DatabaseHandle {
+  db: Database;
+  kind: "pglite" | "postgres";
+  /** Run the committed drizzle-kit migrations (idempotent). */
+  migrate(): Promise<void>;
+  /** Cheap liveness query for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres://… → the `postgres` driver; undefined → embedded PGlite. */
+  url?: string | undefined;
+  /** PGlite data directory (`memory://` for an in-memory database). */
+  pgliteDir?: string;
+  /** Pool size for the postgres driver. */
+  maxConnections?: number;
+}
+
+/**
+ * Open the database in one of the two modes (ARCHITECTURE §5).
+ * @throws the driver's connection error when Postgres is unreachable (first query)
+ */
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  if (options.url) {
+    const client = postgres(options.url, {
+      max: options.maxConnections ?? 10,
+      onnotice: () => {},
+      // Never echo parameters (PHI) in driver errors.
+      debug: false,
+    });
+    const db = drizzlePostgres({ client, schema }) as unknown as Database;
+    return {
+      db,
+      kind: "postgres",
+      migrate: async () => {
+        await migratePostgres(drizzlePostgres({ client, schema }), { migrationsFolder: MIGRATIONS_FOLDER });
+      },
+      ping: async () => {
+        await client`select 1`;
+      },
+      close: async () => {
+        await client.end({ timeout: 5 });
+      },
+    };
+  }
+  const dir = options.pgliteDir ?? ".haven/pglite";
+  if (!dir.startsWith("memory://")) await mkdir(dir, { recursive: true });
+  const client = await PGlite.create(dir, { extensions: { btree_gist, pgcrypto } });
+  const pdb = drizzlePglite({ client, schema });
+  return {
+    db: pdb as unknown as Database,
+    kind: "pglite",
+    migrate: async () => {
+      await migratePglite(pdb, { migrationsFolder: MIGRATIONS_FOLDER });
+    },
+    ping: async () => {
+      await client.query("select 1");
+    },
+    close: async () => {
+      await client.close();
+    },
+  };
+}
+
+export { schema };
