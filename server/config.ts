@@ -26,6 +26,15 @@ const envSchema = z.object({
   HAVEN_PHI_KEYS: z.string().min(1).optional(),
   /** base64 of 32 bytes: the HMAC key from which per-field blind-index keys are derived. */
   HAVEN_BLIND_INDEX_KEY: z.string().min(1).optional(),
+  /**
+   * Comma-separated origins allowed to send cookie-authenticated mutations (CSRF defence).
+   * The server's own origin is always allowed.
+   */
+  HAVEN_ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(z.url())),
   /** Absolute session lifetime in hours, all roles. */
   HAVEN_SESSION_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(12),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

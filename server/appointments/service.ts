@@ -1,0 +1,89 @@
+import { and, desc, eq, lt, or } from "drizzle-orm";
+import type { z } from "zod";
+import { appointments, practitioners } from "../../db/schema/index.ts";
+import { type AuditActor, recordAudit } from "../audit/service.ts";
+import type { Actor } from "../auth/roles.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { ValidationError } from "../errors.ts";
+import { assertCanReadPatient } from "../patients/access.ts";
+import { patientViewFor } from "../patients/policy.ts";
+import type { listForPatientOutput } from "./schemas.ts";
+
+export type AppointmentPage = z.infer<typeof listForPatientOutput>;
+
+/** Cursor = base64url of `<startsAt ISO>|<id>` (keyset pagination, newest first). */
+function encodeCursor(startsAt: Date, id: string): string {
+  return Buffer.from(`${startsAt.toISOString()}|${id}`, "utf8").toString("base64url");
+}
+
+function decodeCursor(cursor: string): { startsAt: Date; id: string } {
+  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
+  const startsAt = new Date(iso ?? "");
+  if (!id || Number.isNaN(startsAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
+    throw new ValidationError("Malformed cursor", "bad_cursor");
+  }
+  return { startsAt, id };
+}
+
+/**
+ * A patient's appointments, newest first, with keyset pagination.
+ * The row rule is the patient record's rule (`canReadPatient`); the visit reason is decrypted only
+ * for roles whose view includes it. Audited as `appointment.list`.
+ * @throws NotFoundError, ForbiddenError, ValidationError (bad cursor)
+ */
+export async function listForPatient(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+  input: { patientId: string; limit: number; cursor?: string | undefined },
+): Promise<AppointmentPage> {
+  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  await assertCanReadPatient(deps, actor, auditActor, input.patientId, "appointment.list");
+  const view = patientViewFor(actor.role);
+  const rows = await deps.db
+    .select({ a: appointments, practitionerName: practitioners.name })
+    .from(appointments)
+    .innerJoin(practitioners, eq(practitioners.id, appointments.practitionerId))
+    .where(
+      and(
+        eq(appointments.patientId, input.patientId),
+        after
+          ? or(
+              lt(appointments.startsAt, after.startsAt),
+              and(eq(appointments.startsAt, after.startsAt), lt(appointments.id, after.id)),
+            )
+          : undefined,
+      ),
+    )
+    .orderBy(desc(appointments.startsAt), desc(appointments.id))
+    .limit(input.limit + 1);
+  const page = rows.slice(0, input.limit);
+  const last = page.at(-1);
+  await recordAudit(
+    deps.db,
+    auditActor,
+    {
+      action: "appointment.list",
+      outcome: "allowed",
+      resourceType: "Patient",
+      resourceId: input.patientId,
+      patientId: input.patientId,
+      details: { count: page.length },
+    },
+    deps.now(),
+  );
+  return {
+    items: page.map(({ a, practitionerName }) => ({
+      id: a.id,
+      organizationId: a.organizationId,
+      patientId: a.patientId,
+      practitioner: { id: a.practitionerId, name: practitionerName },
+      startsAt: a.startsAt,
+      endsAt: a.endsAt,
+      status: a.status,
+      reason: view.appointmentReasons && a.reason ? deps.crypto.open<string>("appointments", "reason", a.id, a.reason) : null,
+      version: a.version,
+    })),
+    nextCursor: rows.length > input.limit && last ? encodeCursor(last.a.startsAt, last.a.id) : null,
+  };
+}

@@ -1,0 +1,60 @@
+import { v7 as uuidv7 } from "uuid";
+import type { Executor } from "../../db/client.ts";
+import { auditEvents } from "../../db/schema/index.ts";
+import type { Role } from "../auth/roles.ts";
+import type { AuditAction, AuditOutcome } from "./actions.ts";
+
+/** Who did something, as known from the request (ids only). */
+export interface AuditActor {
+  userId: string | null;
+  role: Role | null;
+  sessionId: string | null;
+  organizationId: string | null;
+  ip: string | null;
+  requestId: string | null;
+}
+
+/** One audit record. `details` must hold ids, counts or codes only — never names or other PHI. */
+export interface AuditEvent {
+  action: AuditAction;
+  outcome: AuditOutcome;
+  resourceType?: string;
+  resourceId?: string;
+  patientId?: string | null;
+  reason?: string | null;
+  details?: Record<string, string | number | boolean | null>;
+}
+
+/**
+ * Append audit events (one INSERT for many). Call inside the transaction that does the work for
+ * writes; for reads and denials call with the plain database so the record survives a rollback.
+ * @param at time of the event (UTC)
+ */
+export async function recordAudit(
+  db: Executor,
+  actor: AuditActor,
+  events: AuditEvent | AuditEvent[],
+  at: Date = new Date(),
+): Promise<void> {
+  const list = Array.isArray(events) ? events : [events];
+  if (list.length === 0) return;
+  await db.insert(auditEvents).values(
+    list.map((e) => ({
+      id: uuidv7(),
+      occurredAt: at,
+      actorUserId: actor.userId,
+      actorRole: actor.role,
+      sessionId: actor.sessionId,
+      organizationId: actor.organizationId,
+      action: e.action,
+      resourceType: e.resourceType ?? null,
+      resourceId: e.resourceId ?? null,
+      patientId: e.patientId ?? null,
+      outcome: e.outcome,
+      reason: e.reason ?? null,
+      ip: actor.ip,
+      requestId: actor.requestId,
+      details: e.details ?? null,
+    })),
+  );
+}

@@ -1,0 +1,98 @@
+import { readdir } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { asc, count, eq } from "drizzle-orm";
+import type { Database } from "../../db/client.ts";
+import { careRelationships, patients, practitioners, users } from "../../db/schema/index.ts";
+import { createUser } from "../auth/service.ts";
+import type { Role } from "../auth/roles.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { importFiles, type ImportSummary } from "../fhir/importer.ts";
+
+/** The Synthea bundles shipped in the repo (synthetic, Apache-2.0). */
+export const DEMO_BUNDLE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../db/seed/synthea");
+
+/** FHIR id of the patient the demo portal account is linked to (Bibi254 Schowalter414). */
+export const DEMO_PATIENT_FHIR_ID = "475d72ca-91c7-7211-97e3-f000af33fc04";
+
+export interface DemoLogin {
+  role: Role;
+  email: string;
+  password: string;
+  note: string;
+}
+
+/**
+ * Demo credentials for the embedded default only (synthetic data, loopback by default). Printed at
+ * startup and listed in the README; never created unless HAVEN_DEMO allows it.
+ */
+export const DEMO_LOGINS: DemoLogin[] = [
+  { role: "admin", email: "admin@haven.demo", password: "demo-admin-passphrase", note: "clinic admin" },
+  { role: "staff", email: "staff@haven.demo", password: "demo-staff-passphrase", note: "front desk" },
+  {
+    role: "clinician",
+    email: "clinician@haven.demo",
+    password: "demo-clinician-passphrase",
+    note: "linked to an imported Practitioner who treats the demo patient",
+  },
+  {
+    role: "patient",
+    email: "patient@haven.demo",
+    password: "demo-patient-passphrase",
+    note: "portal account of the imported patient Bibi254 Schowalter414 (synthetic)",
+  },
+];
+
+export interface DemoSeedResult {
+  seeded: boolean;
+  importSummary?: ImportSummary;
+  patientId?: string;
+}
+
+/**
+ * Load the shipped Synthea bundles and create the demo accounts, when the database has no users
+ * yet (idempotent: a second start does nothing).
+ */
+export async function seedDemo(deps: ServiceDeps & { db: Database }): Promise<DemoSeedResult> {
+  const [existing] = await deps.db.select({ n: count() }).from(users);
+  if ((existing?.n ?? 0) > 0) return { seeded: false };
+
+  const files = (await readdir(DEMO_BUNDLE_DIR)).filter((f) => f.endsWith(".json")).map((f) => join(DEMO_BUNDLE_DIR, f));
+  const importSummary = await importFiles(deps, files);
+
+  const [patient] = await deps.db
+    .select({ id: patients.id, organizationId: patients.organizationId })
+    .from(patients)
+    .where(eq(patients.fhirId, DEMO_PATIENT_FHIR_ID))
+    .limit(1);
+  if (!patient) throw new Error("demo patient missing after import");
+  const [care] = await deps.db
+    .select({ practitionerId: careRelationships.practitionerId })
+    .from(careRelationships)
+    .where(eq(careRelationships.patientId, patient.id))
+    .orderBy(asc(careRelationships.validFrom))
+    .limit(1);
+  if (!care) throw new Error("demo patient has no care relationship after import");
+
+  const ids = new Map<Role, string>();
+  for (const login of DEMO_LOGINS) {
+    ids.set(
+      login.role,
+      await createUser(deps, {
+        email: login.email,
+        password: login.password,
+        role: login.role,
+        organizationId: patient.organizationId,
+      }),
+    );
+  }
+  await deps.db
+    .update(patients)
+    .set({ userId: ids.get("patient") ?? null })
+    .where(eq(patients.id, patient.id));
+  await deps.db
+    .update(practitioners)
+    .set({ userId: ids.get("clinician") ?? null })
+    .where(eq(practitioners.id, care.practitionerId));
+  return { seeded: true, importSummary, patientId: patient.id };
+}

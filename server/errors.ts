@@ -1,0 +1,54 @@
+/**
+ * Domain errors thrown by services. Services never import tRPC; `server/trpc.ts` maps these to
+ * TRPCError codes in one place (`toTRPCError`). Messages are shown to callers, so they must never
+ * contain PHI, SQL or internal details.
+ */
+export class DomainError extends Error {
+  /** Machine-readable reason for clients (e.g. "mfa_required"). */
+  readonly reason: string | undefined;
+  constructor(message: string, reason?: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+/** 404: the resource does not exist (or the caller may not learn that it does). */
+export class NotFoundError extends DomainError {
+  override name = "NotFoundError";
+}
+/** 403: the caller is known but not allowed. */
+export class ForbiddenError extends DomainError {
+  override name = "ForbiddenError";
+}
+/** 401: no valid credentials. */
+export class UnauthorizedError extends DomainError {
+  override name = "UnauthorizedError";
+}
+/** 409: the request conflicts with stored state (duplicate, overlap, stale version). */
+export class ConflictError extends DomainError {
+  override name = "ConflictError";
+}
+/** 400: input is well-typed but violates a rule. */
+export class ValidationError extends DomainError {
+  override name = "ValidationError";
+}
+/** 429: throttled; `retryAfterSeconds` tells the caller when to try again. */
+export class TooManyRequestsError extends DomainError {
+  override name = "TooManyRequestsError";
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, "rate_limited");
+  }
+}
+
+/** Postgres SQLSTATE of a driver error, looking through Drizzle's wrapper (`cause`). */
+export function sqlState(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === "object"; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

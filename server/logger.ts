@@ -1,0 +1,64 @@
+import pino, { type DestinationStream, type Logger } from "pino";
+
+/**
+ * Paths redacted from every log line. Haven logs ids, never a user object, name, e-mail, token or
+ * any PHI (ARCHITECTURE §7); redaction is the safety net, not the policy.
+ */
+export const REDACT_PATHS = [
+  "password",
+  "*.password",
+  "token",
+  "*.token",
+  "authorization",
+  "*.authorization",
+  "cookie",
+  "*.cookie",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  "res.headers['set-cookie']",
+  "input",
+  "*.input",
+  "demographics",
+  "*.demographics",
+  "email",
+  "*.email",
+  "name",
+  "*.name",
+  "birthDate",
+  "*.birthDate",
+  "phone",
+  "*.phone",
+  "ssn",
+  "*.ssn",
+  "mrn",
+  "*.mrn",
+];
+
+/** Create the process logger (JSON lines). `destination` lets tests capture output. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "haven" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      // Errors are logged by name and SQLSTATE only: driver messages can quote row values.
+      serializers: { err: serializeError },
+    },
+    destination,
+  );
+}
+
+/** Error serializer that keeps type, code and stack but drops messages that may quote data. */
+export function serializeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { type: typeof err };
+  const code = (err as { code?: unknown }).code;
+  const cause = (err as { cause?: unknown }).cause;
+  return {
+    type: err.name,
+    code: typeof code === "string" ? code : undefined,
+    stack: err.stack?.split("\n").slice(1, 8).join("\n"),
+    cause: cause instanceof Error ? serializeError(cause) : undefined,
+  };
+}
+
+export type { Logger };

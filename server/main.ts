@@ -1,0 +1,60 @@
+import { ConfigError, loadConfig } from "./config.ts";
+import { KeyError } from "./crypto/keyring.ts";
+import { startHaven } from "./app.ts";
+import { DEMO_LOGINS } from "./demo/seed.ts";
+
+/** `npm start`: validate config, boot Haven, print how to reach it; SIGTERM/SIGINT drain and exit. */
+const started = performance.now();
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : "Could not read configuration");
+  process.exit(1);
+}
+
+try {
+  const haven = await startHaven(config);
+  const ms = Math.round(performance.now() - started);
+  const mode = haven.database.kind === "pglite" ? `embedded PGlite at ${config.HAVEN_DATA_DIR}/pglite` : "PostgreSQL";
+  const lines = [
+    "",
+    `Haven is ready in ${ms} ms (${mode}).`,
+    `  API (tRPC):  ${haven.url}/trpc`,
+    `  Health:      ${haven.url}/healthz   Readiness: ${haven.url}/readyz`,
+  ];
+  if (haven.keysGenerated) {
+    lines.push(
+      `  Keys:        generated new PHI and blind-index keys in ${haven.keyFile} (mode 0600).`,
+      "               Back this file up: without it the stored PHI cannot be decrypted.",
+    );
+  }
+  if (haven.demo.seeded && haven.demo.importSummary) {
+    const s = haven.demo.importSummary;
+    const created = Object.values(s.created).reduce((a, b) => a + b, 0);
+    lines.push(`  Demo data:   imported ${s.files} Synthea bundles (${created} records) in ${Math.round(s.durationMs)} ms.`);
+  }
+  if (haven.demo.seeded || (config.HAVEN_DEMO !== "false" && haven.database.kind === "pglite")) {
+    lines.push("  Demo logins (synthetic data; see README 'Try it'):");
+    for (const l of DEMO_LOGINS) lines.push(`    ${l.role.padEnd(9)} ${l.email.padEnd(22)} ${l.password.padEnd(26)} ${l.note}`);
+  }
+  console.log(lines.join("\n"));
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal} received: draining requests and closing the database…`);
+    await haven.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+} catch (err) {
+  if (err instanceof ConfigError || err instanceof KeyError) {
+    console.error(err.message);
+  } else {
+    console.error(`Haven failed to start: ${err instanceof Error ? err.name : "error"}`, err);
+  }
+  process.exit(1);
+}

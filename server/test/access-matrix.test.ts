@@ -1,0 +1,190 @@
+import { TRPCError } from "@trpc/server";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditEvents, patients, practitioners } from "../../db/schema/index.ts";
+import type { Actor } from "../auth/roles.ts";
+import { linkCare, makeOrganization, makePatient, makePractitioner, makeUser } from "./factory.ts";
+import { actorFor, createHarness, type Harness } from "./harness.ts";
+
+/**
+ * The three row-level rules of ARCHITECTURE §3, exercised through the real router and database:
+ * patient → self only; clinician → care relationship only; staff/admin → own organization only.
+ * Every refusal must be audited as `denied`.
+ */
+let h: Harness;
+let orgA: string;
+let orgB: string;
+let patientA: { id: string };
+let patientB: { id: string };
+let patientOtherOrg: { id: string };
+const actors: Record<string, Actor> = {};
+
+beforeAll(async () => {
+  h = await createHarness();
+  orgA = await makeOrganization(h.deps);
+  orgB = await makeOrganization(h.deps);
+  patientA = await makePatient(h.deps, orgA);
+  patientB = await makePatient(h.deps, orgA);
+  patientOtherOrg = await makePatient(h.deps, orgB);
+
+  const pa = await makeUser(h.deps, "patient", orgA);
+  await h.deps.db.update(patients).set({ userId: pa.userId }).where(eq(patients.id, patientA.id));
+  actors.patientA = await actorFor(h, pa.userId);
+
+  const treating = await makeUser(h.deps, "clinician", orgA);
+  const treatingPractitioner = await makePractitioner(h.deps, orgA, treating.userId);
+  await linkCare(h.deps, orgA, patientA.id, treatingPractitioner);
+  actors.treatingClinician = await actorFor(h, treating.userId);
+
+  const stranger = await makeUser(h.deps, "clinician", orgA);
+  await makePractitioner(h.deps, orgA, stranger.userId);
+  actors.strangerClinician = await actorFor(h, stranger.userId);
+
+  const expired = await makeUser(h.deps, "clinician", orgA);
+  const expiredPractitioner = await makePractitioner(h.deps, orgA, expired.userId);
+  await linkCare(h.deps, orgA, patientA.id, expiredPractitioner, new Date("2010-01-01T00:00:00Z"));
+  actors.expiredClinician = await actorFor(h, expired.userId);
+
+  actors.staffA = await actorFor(h, (await makeUser(h.deps, "staff", orgA)).userId);
+  actors.staffB = await actorFor(h, (await makeUser(h.deps, "staff", orgB)).userId);
+  actors.adminB = await actorFor(h, (await makeUser(h.deps, "admin", orgB)).userId);
+  actors.service = await actorFor(h, (await makeUser(h.deps, "service", orgA)).userId);
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "OK";
+  } catch (err) {
+    if (err instanceof TRPCError) return err.code;
+    throw err;
+  }
+}
+
+async function deniedAuditCount(actor: Actor, patientId: string): Promise<number> {
+  const rows = await h.deps.db
+    .select()
+    .from(auditEvents)
+    .where(
+      and(
+        eq(auditEvents.actorUserId, actor.userId),
+        eq(auditEvents.resourceId, patientId),
+        eq(auditEvents.outcome, "denied"),
+      ),
+    );
+  return rows.length;
+}
+
+describe("row-level access to patients.get and appointments.listForPatient", () => {
+  const cases: [string, () => string, "OK" | "FORBIDDEN"][] = [
+    ["patientA", () => patientA.id, "OK"],
+    ["patientA", () => patientB.id, "FORBIDDEN"],
+    ["treatingClinician", () => patientA.id, "OK"],
+    ["treatingClinician", () => patientB.id, "FORBIDDEN"],
+    ["strangerClinician", () => patientA.id, "FORBIDDEN"],
+    ["expiredClinician", () => patientA.id, "FORBIDDEN"],
+    ["staffA", () => patientA.id, "OK"],
+    ["staffA", () => patientOtherOrg.id, "FORBIDDEN"],
+    ["staffB", () => patientA.id, "FORBIDDEN"],
+    ["adminB", () => patientA.id, "FORBIDDEN"],
+    ["adminB", () => patientOtherOrg.id, "OK"],
+  ];
+
+  it.each(cases)("%s reading a patient → %s (get)", async (who, target, expected) => {
+    const actor = actors[who] as Actor;
+    const before = await deniedAuditCount(actor, target());
+    const code = await codeOf(h.caller(actor).patients.get({ patientId: target() }));
+    expect(code).toBe(expected);
+    const after = await deniedAuditCount(actor, target());
+    expect(after - before).toBe(expected === "OK" ? 0 : 1);
+  });
+
+  it.each(cases)("%s listing appointments of a patient → %s", async (who, target, expected) => {
+    const actor = actors[who] as Actor;
+    const before = await deniedAuditCount(actor, target());
+    const code = await codeOf(h.caller(actor).appointments.listForPatient({ patientId: target() }));
+    expect(code).toBe(expected);
+    expect((await deniedAuditCount(actor, target())) - before).toBe(expected === "OK" ? 0 : 1);
+  });
+
+  it("a refused read returns no data and names no PHI in the error", async () => {
+    try {
+      await h.caller(actors.patientA as Actor).patients.get({ patientId: patientB.id });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(TRPCError);
+      expect(JSON.stringify(err)).not.toMatch(/Family|Given|555-|999-/);
+    }
+  });
+
+  it("an unknown patient is NOT_FOUND and audited as denied", async () => {
+    const id = "01900000-0000-7000-8000-000000000000";
+    expect(await codeOf(h.caller(actors.staffA as Actor).patients.get({ patientId: id }))).toBe("NOT_FOUND");
+    const rows = await h.deps.db.select().from(auditEvents).where(eq(auditEvents.resourceId, id));
+    expect(rows.map((r) => r.outcome)).toEqual(["denied"]);
+  });
+});
+
+describe("role-level rules (meta.roles) are enforced and audited", () => {
+  it("anonymous callers get UNAUTHORIZED on every protected procedure", async () => {
+    const anon = h.caller(null);
+    expect(await codeOf(anon.patients.get({ patientId: patientA.id }))).toBe("UNAUTHORIZED");
+    expect(await codeOf(anon.patients.search({ mrn: "x" }))).toBe("UNAUTHORIZED");
+    expect(await codeOf(anon.appointments.listForPatient({ patientId: patientA.id }))).toBe("UNAUTHORIZED");
+    expect(await codeOf(anon.auth.me())).toBe("UNAUTHORIZED");
+  });
+
+  it("a patient may not search, and the refusal is audited", async () => {
+    const actor = actors.patientA as Actor;
+    expect(await codeOf(h.caller(actor).patients.search({ mrn: "x" }))).toBe("FORBIDDEN");
+    const rows = await h.deps.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.actorUserId, actor.userId), eq(auditEvents.action, "access.denied")));
+    expect(rows.at(-1)?.resourceId).toBe("patients.search");
+  });
+
+  it("the service role never reads a full record", async () => {
+    expect(await codeOf(h.caller(actors.service as Actor).patients.get({ patientId: patientA.id }))).toBe("FORBIDDEN");
+  });
+});
+
+describe("search is scoped by the same rules", () => {
+  it("staff of another organization find nothing; staff of the patient's organization find the patient", async () => {
+    const [row] = await h.deps.db.select().from(patients).where(eq(patients.id, patientA.id));
+    const d = h.deps.crypto.open<{ mrn: string }>("patients", "demographics", patientA.id, row?.demographics ?? "");
+    expect(await h.caller(actors.staffB as Actor).patients.search({ mrn: d.mrn })).toEqual([]);
+    const found = await h.caller(actors.staffA as Actor).patients.search({ mrn: d.mrn });
+    expect(found.map((p) => p.id)).toEqual([patientA.id]);
+  });
+
+  it("a clinician finds only patients in their care", async () => {
+    const [rowB] = await h.deps.db.select().from(patients).where(eq(patients.id, patientB.id));
+    const dB = h.deps.crypto.open<{ mrn: string }>("patients", "demographics", patientB.id, rowB?.demographics ?? "");
+    expect(await h.caller(actors.treatingClinician as Actor).patients.search({ mrn: dB.mrn })).toEqual([]);
+  });
+
+  it("every allowed read is audited with the patient id", async () => {
+    const actor = actors.treatingClinician as Actor;
+    await h.caller(actor).patients.get({ patientId: patientA.id });
+    const rows = await h.deps.db
+      .select()
+      .from(auditEvents)
+      .where(
+        and(eq(auditEvents.actorUserId, actor.userId), eq(auditEvents.action, "patient.read"), eq(auditEvents.outcome, "allowed")),
+      );
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((r) => r.patientId === patientA.id)).toBe(true);
+  });
+
+  it("the practitioner table links the treating clinician", async () => {
+    const rows = await h.deps.db
+      .select()
+      .from(practitioners)
+      .where(eq(practitioners.userId, (actors.treatingClinician as Actor).userId));
+    expect(rows).toHaveLength(1);
+  });
+});

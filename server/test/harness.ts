@@ -1,0 +1,84 @@
+import { Writable } from "node:stream";
+import { SessionManager } from "../auth/session.ts";
+import type { Actor } from "../auth/roles.ts";
+import { type AppServices, createContextInner } from "../context.ts";
+import { PhiCrypto } from "../crypto/phi.ts";
+import { buildServer } from "../http.ts";
+import { createLogger } from "../logger.ts";
+import { appRouter } from "../router.ts";
+import { createCallerFactory } from "../trpc.ts";
+import { createTestDatabase, type TestDatabase, testKeyring } from "./db.ts";
+import type { Deps } from "./factory.ts";
+
+/** Collects log lines in memory so tests can assert what was (not) logged. */
+export class LogSink extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    cb();
+  }
+  text(): string {
+    return this.lines.join("\n");
+  }
+}
+
+export interface Harness {
+  testDb: TestDatabase;
+  deps: Deps;
+  services: AppServices;
+  logs: LogSink;
+  /** Move the injected clock. */
+  clock: { now: Date };
+  /** `appRouter.createCaller` with a context for `actor` (null = anonymous). */
+  caller(actor: Actor | null): ReturnType<ReturnType<typeof createCallerFactory<typeof appRouter>>>;
+  /** Start an HTTP server on 127.0.0.1:0; returns its base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A fresh Postgres database, keyring, services and (optionally) an HTTP server for one test file. */
+export async function createHarness(options: { logLevel?: string } = {}): Promise<Harness> {
+  const testDb = await createTestDatabase();
+  const logs = new LogSink();
+  const clock = { now: new Date() };
+  const deps: Deps = { db: testDb.handle.db, crypto: new PhiCrypto(testKeyring()), now: () => new Date(clock.now) };
+  const services: AppServices = {
+    deps,
+    log: createLogger(options.logLevel ?? "info", logs),
+    sessions: new SessionManager(testDb.handle.db, { ttlHours: 12, secureCookies: false }),
+  };
+  const factory = createCallerFactory(appRouter);
+  let app: Awaited<ReturnType<typeof buildServer>> | undefined;
+  return {
+    testDb,
+    deps,
+    services,
+    logs,
+    clock,
+    caller: (actor) => factory(createContextInner(services, { actor })),
+    async listen() {
+      app = await buildServer({ router: appRouter, services, database: testDb.handle, allowedOrigins: [] });
+      await app.listen({ host: "127.0.0.1", port: 0 });
+      const addr = app.server.address();
+      if (!addr || typeof addr === "string") throw new Error("no address");
+      return `http://127.0.0.1:${addr.port}`;
+    },
+    async close() {
+      await app?.close();
+      await testDb.drop();
+    },
+  };
+}
+
+/** Open a real session for a user and resolve it the way HTTP requests do. */
+export async function actorFor(h: Harness, userId: string): Promise<Actor> {
+  const { token } = await h.services.sessions.create(userId, {
+    ip: "127.0.0.1",
+    userAgent: "vitest",
+    mfaVerified: false,
+    now: h.deps.now(),
+  });
+  const v = await h.services.sessions.validate(token);
+  if (!v) throw new Error("session did not validate");
+  return v.actor;
+}

@@ -1,0 +1,176 @@
+import { initTRPC, TRPCError } from "@trpc/server";
+import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import superjson from "superjson";
+import { recordAudit } from "./audit/service.ts";
+import type { Role } from "./auth/roles.ts";
+import type { Context } from "./context.ts";
+import { DecryptionError } from "./crypto/envelope.ts";
+import {
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  NotFoundError,
+  TooManyRequestsError,
+  UnauthorizedError,
+  ValidationError,
+  sqlState,
+} from "./errors.ts";
+
+/**
+ * Who may call a procedure. Every procedure declares it (`.meta({ roles })`); the one access
+ * middleware enforces it, and `assertEveryProcedureDeclaresAccess` fails startup when one doesn't.
+ * `"public"` means no session needed (login, health).
+ */
+export interface Meta {
+  roles: "public" | readonly Role[];
+}
+
+/** One field-level validation problem, as returned in `error.data.issues`. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+function fieldIssues(cause: unknown): FieldIssue[] | undefined {
+  const issues = (cause as { issues?: unknown } | undefined)?.issues;
+  if (!Array.isArray(issues)) return undefined;
+  return issues.slice(0, 50).map((i: { path?: PropertyKey[]; message?: string }) => ({
+    path: (i.path ?? []).map((p) => String(p)).join(".") || "(root)",
+    message: String(i.message ?? "invalid"),
+  }));
+}
+
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    transformer: superjson,
+    /**
+     * Never a stack trace, SQL or internal message in a response: INTERNAL_SERVER_ERROR becomes a
+     * generic text with the request id (ARCHITECTURE §3, OWASP ASVS 7.4.1).
+     */
+    errorFormatter({ shape, error, ctx }) {
+      const requestId = ctx?.requestId ?? null;
+      const issues = error.code === "BAD_REQUEST" ? fieldIssues(error.cause) : undefined;
+      const cause = error.cause;
+      let message = shape.message;
+      if (error.code === "INTERNAL_SERVER_ERROR") {
+        message = `Internal error. Quote request id ${requestId ?? "unknown"} when reporting it.`;
+      } else if (issues) {
+        message = `Invalid input: ${issues
+          .slice(0, 5)
+          .map((i) => `${i.path}: ${i.message}`)
+          .join("; ")}`;
+      }
+      return {
+        message,
+        code: shape.code,
+        data: {
+          code: shape.data.code,
+          httpStatus: shape.data.httpStatus,
+          path: shape.data.path,
+          requestId,
+          issues: issues ?? null,
+          reason: cause instanceof DomainError ? (cause.reason ?? null) : null,
+          retryAfterSeconds: cause instanceof TooManyRequestsError ? cause.retryAfterSeconds : null,
+        },
+      };
+    },
+  });
+
+const DOMAIN_CODES: [new (...args: never[]) => DomainError, TRPC_ERROR_CODE_KEY][] = [
+  [NotFoundError, "NOT_FOUND"],
+  [ForbiddenError, "FORBIDDEN"],
+  [UnauthorizedError, "UNAUTHORIZED"],
+  [ConflictError, "CONFLICT"],
+  [ValidationError, "BAD_REQUEST"],
+  [TooManyRequestsError, "TOO_MANY_REQUESTS"],
+];
+
+/**
+ * The one place domain and database errors become tRPC errors: domain errors keep their message;
+ * unique (23505) and exclusion (23P01) violations become CONFLICT; a bad text representation
+ * (22P02) or out-of-range value (22003, 22007, 22008) becomes BAD_REQUEST; anything else stays
+ * INTERNAL_SERVER_ERROR (message replaced by the formatter).
+ */
+export function toTRPCError(err: unknown): TRPCError {
+  if (err instanceof TRPCError) {
+    if (err.code !== "INTERNAL_SERVER_ERROR" || !err.cause) return err;
+    return toTRPCError(err.cause);
+  }
+  for (const [cls, code] of DOMAIN_CODES) {
+    if (err instanceof cls) return new TRPCError({ code, message: err.message, cause: err });
+  }
+  if (err instanceof DecryptionError) {
+    return new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: "decryption failed", cause: err });
+  }
+  switch (sqlState(err)) {
+    case "23505":
+    case "23P01":
+      return new TRPCError({ code: "CONFLICT", message: "This conflicts with an existing record", cause: err as Error });
+    case "22P02":
+    case "22003":
+    case "22007":
+    case "22008":
+    case "22001":
+      return new TRPCError({ code: "BAD_REQUEST", message: "A value is out of range or malformed", cause: err as Error });
+    default:
+      return new TRPCError({ code: "INTERNAL_SERVER_ERROR", cause: err instanceof Error ? err : undefined });
+  }
+}
+
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok) throw toTRPCError(result.error);
+  return result;
+});
+
+/** The single access middleware: reads `meta.roles`, deny by default. */
+const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
+  const roles = meta?.roles;
+  if (!roles) {
+    throw new TRPCError({ code: "FORBIDDEN", message: "This procedure declares no access rule" });
+  }
+  if (roles === "public") return next();
+  if (!ctx.actor) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in required" });
+  }
+  if (!roles.includes(ctx.actor.role)) {
+    await recordAudit(
+      ctx.deps.db,
+      ctx.auditActor,
+      { action: "access.denied", outcome: "denied", resourceType: "Procedure", resourceId: path, details: { rule: "role" } },
+      ctx.deps.now(),
+    );
+    throw new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" });
+  }
+  return next();
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+export const middleware = t.middleware;
+
+/** Base for procedures open to anyone (still declares `roles: "public"`). */
+export const publicProcedure = t.procedure.use(mapErrors).use(enforceAccess);
+
+/** Base for procedures that need a signed-in caller: `ctx.actor` is non-null inside. */
+export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
+  if (!ctx.actor) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in required" });
+  return next({ ctx: { ...ctx, actor: ctx.actor } });
+});
+
+/**
+ * Startup guard: every procedure in the router must declare `meta.roles`; a protected one must not
+ * be public. @throws Error naming each offending procedure path
+ */
+export function assertEveryProcedureDeclaresAccess(appRouter: { _def: { procedures: object } }): void {
+  const missing: string[] = [];
+  for (const [path, proc] of Object.entries(appRouter._def.procedures as Record<string, { _def: { meta?: Meta } }>)) {
+    const roles = proc._def.meta?.roles;
+    if (roles !== "public" && (!Array.isArray(roles) || roles.length === 0)) missing.push(path);
+  }
+  if (missing.length > 0) {
+    throw new Error(`Procedures without meta({ roles }): ${missing.join(", ")}`);
+  }
+}
