@@ -11,7 +11,12 @@ const booleanString = z
 const envSchema = z.object({
   NODE_ENV: z.enum(["development", "test", "production"]).default("development"),
   HOST: z.string().min(1).default("127.0.0.1"),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: z
+    .string()
+    .regex(/^\d+$/, "must be a port number (0 = any free port)")
+    .default("3000")
+    .transform(Number)
+    .pipe(z.number().int().min(0).max(65535)),
   /** postgres://… selects the `postgres` driver; unset selects embedded PGlite. */
   DATABASE_URL: z
     .string()
@@ -64,6 +69,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(
       "Invalid configuration:\n  HAVEN_PHI_KEYS and HAVEN_BLIND_INDEX_KEY are required when NODE_ENV=production " +
         "(Haven will not generate encryption keys for a production deployment; see README 'Configuration').",
+    );
+  }
+  if (Boolean(config.HAVEN_PHI_KEYS) !== Boolean(config.HAVEN_BLIND_INDEX_KEY)) {
+    throw new ConfigError(
+      "Invalid configuration:\n  HAVEN_PHI_KEYS and HAVEN_BLIND_INDEX_KEY must be set together (or neither, for the embedded key file).",
     );
   }
   return config;

@@ -6,7 +6,12 @@ import type { Keyring } from "./keyring.ts";
  * (HKDF-SHA-256, info `haven-blind-index:v1:<field>`), so equal values can be found by exact match
  * without storing them, and an index of one field cannot be joined against another's.
  */
-export type BlindIndexField = "patient.mrn" | "patient.email" | "patient.family_birth" | "user.email" | "fhir.source";
+export type BlindIndexField =
+  | "patient.mrn"
+  | "patient.email"
+  | "patient.family_birth"
+  | "user.email"
+  | "fhir.source";
 
 const derived = new WeakMap<Buffer, Map<BlindIndexField, Buffer>>();
 
@@ -18,7 +23,15 @@ function fieldKey(keyring: Keyring, field: BlindIndexField): Buffer {
   }
   let key = perRoot.get(field);
   if (!key) {
-    key = Buffer.from(hkdfSync("sha256", keyring.blindIndexKey, Buffer.alloc(0), `haven-blind-index:v1:${field}`, 32));
+    key = Buffer.from(
+      hkdfSync(
+        "sha256",
+        keyring.blindIndexKey,
+        Buffer.alloc(0),
+        `haven-blind-index:v1:${field}`,
+        32,
+      ),
+    );
     perRoot.set(field, key);
   }
   return key;
@@ -34,7 +47,9 @@ export function normalizeForIndex(value: string): string {
  * @returns base64url HMAC (43 chars)
  */
 export function blindIndex(keyring: Keyring, field: BlindIndexField, normalized: string): string {
-  return createHmac("sha256", fieldKey(keyring, field)).update(normalized, "utf8").digest("base64url");
+  return createHmac("sha256", fieldKey(keyring, field))
+    .update(normalized, "utf8")
+    .digest("base64url");
 }
 
 /** Index for family name + birth date (`YYYY-MM-DD`), the portal's name search. */

@@ -26,7 +26,10 @@ export class DecryptionError extends Error {
 }
 
 function aad(keyId: string, ctx: CipherContext): Buffer {
-  return Buffer.from(`${ENVELOPE_VERSION}|${keyId}|${ctx.table}.${ctx.column}|${ctx.rowId}`, "utf8");
+  return Buffer.from(
+    `${ENVELOPE_VERSION}|${keyId}|${ctx.table}.${ctx.column}|${ctx.rowId}`,
+    "utf8",
+  );
 }
 
 /**
@@ -36,7 +39,9 @@ function aad(keyId: string, ctx: CipherContext): Buffer {
 export function encryptString(keyring: Keyring, ctx: CipherContext, plaintext: string): string {
   const keyId = keyring.activeKeyId;
   const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv("aes-256-gcm", keyring.key(keyId), iv, { authTagLength: TAG_BYTES });
+  const cipher = createCipheriv("aes-256-gcm", keyring.key(keyId), iv, {
+    authTagLength: TAG_BYTES,
+  });
   cipher.setAAD(aad(keyId, ctx));
   const ct = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final(), cipher.getAuthTag()]);
   return `${ENVELOPE_VERSION}:${keyId}:${iv.toString("base64url")}:${ct.toString("base64url")}`;
@@ -55,7 +60,8 @@ function parseEnvelope(envelope: string): { keyId: string; iv: Buffer; ct: Buffe
   const [, keyId, ivPart, ctPart] = parts as [string, string, string, string];
   const iv = Buffer.from(ivPart, "base64url");
   const ct = Buffer.from(ctPart, "base64url");
-  if (iv.length !== IV_BYTES || ct.length < TAG_BYTES) throw new DecryptionError("truncated envelope");
+  if (iv.length !== IV_BYTES || ct.length < TAG_BYTES)
+    throw new DecryptionError("truncated envelope");
   return { keyId, iv, ct };
 }
 
@@ -75,9 +81,10 @@ export function decryptString(keyring: Keyring, ctx: CipherContext, envelope: st
     const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
     decipher.setAAD(aad(keyId, ctx));
     decipher.setAuthTag(ct.subarray(ct.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(ct.subarray(0, ct.length - TAG_BYTES)), decipher.final()]).toString(
-      "utf8",
-    );
+    return Buffer.concat([
+      decipher.update(ct.subarray(0, ct.length - TAG_BYTES)),
+      decipher.final(),
+    ]).toString("utf8");
   } catch {
     throw new DecryptionError(`authentication failed for ${ctx.table}.${ctx.column}`);
   }
@@ -90,5 +97,11 @@ export function encryptJson(keyring: Keyring, ctx: CipherContext, value: unknown
 
 /** Decrypt an envelope holding JSON. @throws DecryptionError */
 export function decryptJson<T>(keyring: Keyring, ctx: CipherContext, envelope: string): T {
-  return JSON.parse(decryptString(keyring, ctx, envelope)) as T;
+  const text = decryptString(keyring, ctx, envelope);
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    // JSON.parse's SyntaxError quotes its input, which here is plaintext PHI.
+    throw new DecryptionError(`${ctx.table}.${ctx.column} does not hold JSON`);
+  }
 }

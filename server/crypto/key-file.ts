@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { KeyError, type KeyMaterial, type KeyProvider } from "./keyring.ts";
 
@@ -31,7 +31,9 @@ export class FileKeyProvider implements KeyProvider {
     }
     const mode = (await stat(this.path)).mode & 0o777;
     if ((mode & 0o077) !== 0) {
-      throw new KeyError(`key file ${this.path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
+      throw new KeyError(
+        `key file ${this.path} is readable by others (mode ${mode.toString(8)}); chmod 600 it`,
+      );
     }
     let parsed: KeyFileShape;
     try {
@@ -39,7 +41,12 @@ export class FileKeyProvider implements KeyProvider {
     } catch {
       throw new KeyError(`key file ${this.path} is not valid JSON`);
     }
-    if (parsed.version !== 1 || !Array.isArray(parsed.phiKeys)) {
+    if (
+      parsed.version !== 1 ||
+      !Array.isArray(parsed.phiKeys) ||
+      typeof parsed.blindIndexKey !== "string" ||
+      parsed.phiKeys.some((k) => typeof k?.id !== "string" || typeof k?.key !== "string")
+    ) {
       throw new KeyError(`key file ${this.path} has an unknown format`);
     }
     return {
@@ -58,13 +65,18 @@ export class FileKeyProvider implements KeyProvider {
       phiKeys: [{ id, key: randomBytes(32).toString("base64") }],
       blindIndexKey: randomBytes(32).toString("base64"),
     };
-    // flag "wx": never overwrite a key file another process created meanwhile.
+    // Write a private temp file, then hard-link it into place: the key file appears complete or not
+    // at all, and a key file another process created meanwhile is never overwritten (EEXIST).
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600, flag: "wx" });
     try {
-      await writeFile(this.path, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600, flag: "wx" });
-      await chmod(this.path, 0o600);
+      await chmod(tmp, 0o600);
+      await link(tmp, this.path);
       this.created = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    } finally {
+      await unlink(tmp);
     }
   }
 }

@@ -45,15 +45,19 @@ export class Keyring {
   constructor(material: KeyMaterial) {
     if (material.phiKeys.length === 0) throw new KeyError("no PHI encryption key configured");
     for (const k of material.phiKeys) {
-      if (!KEY_ID.test(k.id)) throw new KeyError(`PHI key id "${k.id}" must match ${KEY_ID}`);
+      // An invalid id is not echoed: it may be key material pasted the wrong way round.
+      if (!KEY_ID.test(k.id))
+        throw new KeyError(`a PHI key id (${k.id.length} characters) does not match ${KEY_ID}`);
       if (k.key.length !== 32) throw new KeyError(`PHI key "${k.id}" must be 32 bytes`);
       if (this.#keys.has(k.id)) throw new KeyError(`PHI key id "${k.id}" appears twice`);
       this.#keys.set(k.id, k.key);
     }
     const active = material.activeKeyId ?? material.phiKeys[0]?.id;
-    if (!active || !this.#keys.has(active)) throw new KeyError(`active PHI key "${active}" is not loaded`);
+    if (!active || !this.#keys.has(active))
+      throw new KeyError(`active PHI key "${active}" is not loaded`);
     this.activeKeyId = active;
-    if (material.blindIndexKey.length !== 32) throw new KeyError("blind index key must be 32 bytes");
+    if (material.blindIndexKey.length !== 32)
+      throw new KeyError("blind index key must be 32 bytes");
     this.blindIndexKey = material.blindIndexKey;
   }
 

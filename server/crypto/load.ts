@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { AppConfig } from "../config.ts";
 import { FileKeyProvider } from "./key-file.ts";
-import { EnvKeyProvider, Keyring, type KeyProvider } from "./keyring.ts";
+import { EnvKeyProvider, type KeyProvider, Keyring } from "./keyring.ts";
 
 export interface LoadedKeys {
   keyring: Keyring;

@@ -1,5 +1,10 @@
 import type { Ciphertext } from "../../db/schema/columns.ts";
-import { type BlindIndexField, blindIndex, familyBirthIndex, normalizeForIndex } from "./blind-index.ts";
+import {
+  type BlindIndexField,
+  blindIndex,
+  familyBirthIndex,
+  normalizeForIndex,
+} from "./blind-index.ts";
 import { type CipherContext, decryptJson, encryptJson } from "./envelope.ts";
 import type { Keyring } from "./keyring.ts";
 
