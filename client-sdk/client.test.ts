@@ -1,7 +1,13 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { patients, sessions } from "../db/schema/index.ts";
-import { linkCare, makeOrganization, makePatient, makePractitioner, makeUser } from "../server/test/factory.ts";
+import {
+  linkCare,
+  makeOrganization,
+  makePatient,
+  makePractitioner,
+  makeUser,
+} from "../server/test/factory.ts";
 import { createHarness, type Harness } from "../server/test/harness.ts";
 import { createHavenClient, isHavenError, type RouterOutputs } from "./index.ts";
 
@@ -17,7 +23,10 @@ beforeAll(async () => {
   const org = await makeOrganization(h.deps);
   patient = await makePatient(h.deps, org);
   patientUser = await makeUser(h.deps, "patient", org);
-  await h.deps.db.update(patients).set({ userId: patientUser.userId }).where(eq(patients.id, patient.id));
+  await h.deps.db
+    .update(patients)
+    .set({ userId: patientUser.userId })
+    .where(eq(patients.id, patient.id));
   clinician = await makeUser(h.deps, "clinician", org);
   await linkCare(h.deps, org, patient.id, await makePractitioner(h.deps, org, clinician.userId));
   url = await h.listen();
@@ -39,15 +48,24 @@ async function errorOf(p: Promise<unknown>) {
 describe("client-sdk over HTTP", () => {
   it("logs in with a bearer token, reads own record, logs out; the token is then refused", async () => {
     const anon = createHavenClient({ url });
-    const login = await anon.auth.login.mutate({ email: patientUser.email, password: patientUser.password });
+    const login = await anon.auth.login.mutate({
+      email: patientUser.email,
+      password: patientUser.password,
+    });
     expect(login.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(login.expiresAt).toBeInstanceOf(Date);
 
     const me = createHavenClient({ url, token: login.token });
     const who = await me.auth.me.query();
-    expect(who.user).toMatchObject({ id: patientUser.userId, role: "patient", patientId: patient.id });
+    expect(who.user).toMatchObject({
+      id: patientUser.userId,
+      role: "patient",
+      patientId: patient.id,
+    });
 
-    const record: RouterOutputs["patients"]["get"] = await me.patients.get.query({ patientId: patient.id });
+    const record: RouterOutputs["patients"]["get"] = await me.patients.get.query({
+      patientId: patient.id,
+    });
     expect(record.demographics.name.family).toBe(patient.demographics.name.family);
     expect(record.demographics.ssn).toBe(patient.demographics.ssn);
 
@@ -58,7 +76,10 @@ describe("client-sdk over HTTP", () => {
 
   it("stores only the SHA-256 of the token, never the token", async () => {
     const anon = createHavenClient({ url });
-    const { token } = await anon.auth.login.mutate({ email: clinician.email, password: clinician.password });
+    const { token } = await anon.auth.login.mutate({
+      email: clinician.email,
+      password: clinician.password,
+    });
     const rows = await h.deps.db.select({ id: sessions.id }).from(sessions);
     expect(rows.some((r) => r.id === token)).toBe(false);
     const { createHash } = await import("node:crypto");
@@ -79,16 +100,24 @@ describe("client-sdk over HTTP", () => {
     const token = cookie.split(";")[0] ?? "";
     const me = await fetch(`${url}/trpc/auth.me`, { headers: { cookie: token } });
     expect(me.status).toBe(200);
-    expect(((await me.json()) as { result: { data: { json: { user: { role: string } } } } }).result.data.json.user.role).toBe(
-      "clinician",
-    );
+    expect(
+      ((await me.json()) as { result: { data: { json: { user: { role: string } } } } }).result.data
+        .json.user.role,
+    ).toBe("clinician");
   });
 
   it("refuses a cookie-authenticated mutation from another origin (CSRF)", async () => {
-    const login = await createHavenClient({ url }).auth.login.mutate({ email: clinician.email, password: clinician.password });
+    const login = await createHavenClient({ url }).auth.login.mutate({
+      email: clinician.email,
+      password: clinician.password,
+    });
     const res = await fetch(`${url}/trpc/auth.logout`, {
       method: "POST",
-      headers: { cookie: `haven_session=${login.token}`, origin: "https://evil.example", "content-type": "application/json" },
+      headers: {
+        cookie: `haven_session=${login.token}`,
+        origin: "https://evil.example",
+        "content-type": "application/json",
+      },
       body: "{}",
     });
     expect(res.status).toBe(403);
@@ -99,8 +128,12 @@ describe("client-sdk over HTTP", () => {
 
   it("a wrong password and an unknown e-mail get the same UNAUTHORIZED message", async () => {
     const anon = createHavenClient({ url });
-    const a = await errorOf(anon.auth.login.mutate({ email: clinician.email, password: "wrong password here" }));
-    const b = await errorOf(anon.auth.login.mutate({ email: "nobody@haven.test", password: "wrong password here" }));
+    const a = await errorOf(
+      anon.auth.login.mutate({ email: clinician.email, password: "wrong password here" }),
+    );
+    const b = await errorOf(
+      anon.auth.login.mutate({ email: "nobody@haven.test", password: "wrong password here" }),
+    );
     expect(a.data?.code).toBe("UNAUTHORIZED");
     expect(b.data?.code).toBe("UNAUTHORIZED");
     expect(a.message).toBe(b.message);

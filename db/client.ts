@@ -16,7 +16,11 @@ import * as schema from "./schema/index.ts";
 export type Schema = typeof schema;
 /** The driver-neutral Drizzle handle every service takes (PGlite and postgres.js share it). */
 export type Database = PgDatabase<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
-export type Transaction = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+export type Transaction = PgTransaction<
+  PgQueryResultHKT,
+  Schema,
+  ExtractTablesWithRelations<Schema>
+>;
 /** Either the database or an open transaction: services accept both. */
 export type Executor = Database | Transaction;
 
@@ -58,7 +62,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       db,
       kind: "postgres",
       migrate: async () => {
-        await migratePostgres(drizzlePostgres({ client, schema }), { migrationsFolder: MIGRATIONS_FOLDER });
+        await migratePostgres(drizzlePostgres({ client, schema }), {
+          migrationsFolder: MIGRATIONS_FOLDER,
+        });
       },
       ping: async () => {
         await client`select 1`;

@@ -37,15 +37,25 @@ export interface RunningHaven {
  * Boot Haven from validated config: keys, database (+ migrations unless disabled), demo data
  * (embedded default), HTTP server listening on HOST:PORT (PORT 0 = any free port).
  */
-export async function startHaven(config: AppConfig, options: StartOptions = {}): Promise<RunningHaven> {
+export async function startHaven(
+  config: AppConfig,
+  options: StartOptions = {},
+): Promise<RunningHaven> {
   const log = createLogger(config.LOG_LEVEL, options.logDestination);
   const keys = await loadKeys(config);
   const database =
     options.database ??
-    (await openDatabase({ url: config.DATABASE_URL, pgliteDir: `${config.HAVEN_DATA_DIR}/pglite` }));
+    (await openDatabase({
+      url: config.DATABASE_URL,
+      pgliteDir: `${config.HAVEN_DATA_DIR}/pglite`,
+    }));
   try {
     if (config.HAVEN_MIGRATE_ON_START) await database.migrate();
-    const deps = { db: database.db, crypto: new PhiCrypto(keys.keyring), now: options.now ?? (() => new Date()) };
+    const deps = {
+      db: database.db,
+      crypto: new PhiCrypto(keys.keyring),
+      now: options.now ?? (() => new Date()),
+    };
     const services: AppServices = {
       deps,
       log,

@@ -38,10 +38,19 @@ const envSchema = z.object({
   HAVEN_ALLOWED_ORIGINS: z
     .string()
     .default("")
-    .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.url())),
   /** Absolute session lifetime in hours, all roles. */
-  HAVEN_SESSION_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(12),
+  HAVEN_SESSION_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(12),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -65,7 +74,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
   }
   const config = parsed.data;
-  if (config.NODE_ENV === "production" && (!config.HAVEN_PHI_KEYS || !config.HAVEN_BLIND_INDEX_KEY)) {
+  if (
+    config.NODE_ENV === "production" &&
+    (!config.HAVEN_PHI_KEYS || !config.HAVEN_BLIND_INDEX_KEY)
+  ) {
     throw new ConfigError(
       "Invalid configuration:\n  HAVEN_PHI_KEYS and HAVEN_BLIND_INDEX_KEY are required when NODE_ENV=production " +
         "(Haven will not generate encryption keys for a production deployment; see README 'Configuration').",

@@ -4,10 +4,16 @@ import {
   type FastifyTRPCPluginOptions,
   fastifyTRPCPlugin,
 } from "@trpc/server/adapters/fastify";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
 import { v7 as uuidv7 } from "uuid";
 import type { DatabaseHandle } from "../db/client.ts";
-import { SESSION_COOKIE, type CookieSpec } from "./auth/session.ts";
+import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess } from "./trpc.ts";
@@ -91,7 +97,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook("preHandler", async (req, reply) => {
     if (req.url.startsWith("/trpc") && !isCsrfSafe(req, allowed)) {
       req.log.warn({ reqId: req.id }, "cross-origin cookie mutation refused");
-      await reply.code(403).send({ error: { message: "Cross-origin request refused", code: "FORBIDDEN" } });
+      await reply
+        .code(403)
+        .send({ error: { message: "Cross-origin request refused", code: "FORBIDDEN" } });
     }
   });
 
@@ -135,9 +143,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       maxBatchSize: 20,
       onError({ error, path, ctx, type }) {
         if (error.code === "INTERNAL_SERVER_ERROR") {
-          services.log.error({ err: error.cause ?? error, path, type, reqId: ctx?.requestId }, "procedure failed");
+          services.log.error(
+            { err: error.cause ?? error, path, type, reqId: ctx?.requestId },
+            "procedure failed",
+          );
         } else {
-          services.log.info({ code: error.code, path, type, reqId: ctx?.requestId }, "procedure refused");
+          services.log.info(
+            { code: error.code, path, type, reqId: ctx?.requestId },
+            "procedure refused",
+          );
         }
       },
     },
@@ -147,10 +161,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     reply.code(404).send({ error: { message: "Not found", code: "NOT_FOUND" } }),
   );
   app.setErrorHandler((err: { statusCode?: number; code?: string }, req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    const status =
+      err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err, reqId: req.id }, "unhandled error");
     return reply.code(status).send({
-      error: { message: status === 500 ? `Internal error. Quote request id ${req.id}.` : "Bad request", code: err.code ?? "ERROR" },
+      error: {
+        message: status === 500 ? `Internal error. Quote request id ${req.id}.` : "Bad request",
+        code: err.code ?? "ERROR",
+      },
     });
   });
   return app;

@@ -1,6 +1,6 @@
+import { startHaven } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { KeyError } from "./crypto/keyring.ts";
-import { startHaven } from "./app.ts";
 import { DEMO_LOGINS } from "./demo/seed.ts";
 
 /** `npm start`: validate config, boot Haven, print how to reach it; SIGTERM/SIGINT drain and exit. */
@@ -16,7 +16,10 @@ try {
 try {
   const haven = await startHaven(config);
   const ms = Math.round(performance.now() - started);
-  const mode = haven.database.kind === "pglite" ? `embedded PGlite at ${config.HAVEN_DATA_DIR}/pglite` : "PostgreSQL";
+  const mode =
+    haven.database.kind === "pglite"
+      ? `embedded PGlite at ${config.HAVEN_DATA_DIR}/pglite`
+      : "PostgreSQL";
   const lines = [
     "",
     `Haven is ready in ${ms} ms (${mode}).`,
@@ -32,11 +35,16 @@ try {
   if (haven.demo.seeded && haven.demo.importSummary) {
     const s = haven.demo.importSummary;
     const created = Object.values(s.created).reduce((a, b) => a + b, 0);
-    lines.push(`  Demo data:   imported ${s.files} Synthea bundles (${created} records) in ${Math.round(s.durationMs)} ms.`);
+    lines.push(
+      `  Demo data:   imported ${s.files} Synthea bundles (${created} records) in ${Math.round(s.durationMs)} ms.`,
+    );
   }
   if (haven.demo.seeded || (config.HAVEN_DEMO !== "false" && haven.database.kind === "pglite")) {
     lines.push("  Demo logins (synthetic data; see README 'Try it'):");
-    for (const l of DEMO_LOGINS) lines.push(`    ${l.role.padEnd(9)} ${l.email.padEnd(22)} ${l.password.padEnd(26)} ${l.note}`);
+    for (const l of DEMO_LOGINS)
+      lines.push(
+        `    ${l.role.padEnd(9)} ${l.email.padEnd(22)} ${l.password.padEnd(26)} ${l.note}`,
+      );
   }
   console.log(lines.join("\n"));
 

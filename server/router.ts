@@ -10,5 +10,4 @@ export const appRouter = router({
   appointments: appointmentsRouter,
 });
 
-
 export type AppRouter = typeof appRouter;

@@ -10,10 +10,10 @@ import {
   DomainError,
   ForbiddenError,
   NotFoundError,
+  sqlState,
   TooManyRequestsError,
   UnauthorizedError,
   ValidationError,
-  sqlState,
 } from "./errors.ts";
 
 /**
@@ -31,13 +31,41 @@ export interface FieldIssue {
   message: string;
 }
 
+interface RawIssue {
+  path?: PropertyKey[];
+  message?: string;
+  code?: string;
+  errors?: RawIssue[][];
+}
+
+function flattenIssues(issues: RawIssue[], prefix: PropertyKey[], out: FieldIssue[]): void {
+  for (const i of issues) {
+    const path = [...prefix, ...(i.path ?? [])];
+    out.push({
+      path: path.map((p) => String(p)).join(".") || "(root)",
+      message: String(i.message ?? "invalid"),
+    });
+    // A union failure hides its branches' field errors; surface them so callers see the fields.
+    if (i.code === "invalid_union" && Array.isArray(i.errors)) {
+      for (const branch of i.errors) flattenIssues(branch, path, out);
+    }
+  }
+}
+
 function fieldIssues(cause: unknown): FieldIssue[] | undefined {
   const issues = (cause as { issues?: unknown } | undefined)?.issues;
   if (!Array.isArray(issues)) return undefined;
-  return issues.slice(0, 50).map((i: { path?: PropertyKey[]; message?: string }) => ({
-    path: (i.path ?? []).map((p) => String(p)).join(".") || "(root)",
-    message: String(i.message ?? "invalid"),
-  }));
+  const out: FieldIssue[] = [];
+  flattenIssues(issues as RawIssue[], [], out);
+  const seen = new Set<string>();
+  return out
+    .filter((i) => {
+      const k = `${i.path}\u0000${i.message}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    })
+    .slice(0, 50);
 }
 
 const t = initTRPC
@@ -102,20 +130,35 @@ export function toTRPCError(err: unknown): TRPCError {
     if (err instanceof cls) return new TRPCError({ code, message: err.message, cause: err });
   }
   if (err instanceof DecryptionError) {
-    return new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: "decryption failed", cause: err });
+    return new TRPCError({
+      code: "INTERNAL_SERVER_ERROR",
+      message: "decryption failed",
+      cause: err,
+    });
   }
   switch (sqlState(err)) {
     case "23505":
     case "23P01":
-      return new TRPCError({ code: "CONFLICT", message: "This conflicts with an existing record", cause: err as Error });
+      return new TRPCError({
+        code: "CONFLICT",
+        message: "This conflicts with an existing record",
+        cause: err as Error,
+      });
     case "22P02":
     case "22003":
     case "22007":
     case "22008":
     case "22001":
-      return new TRPCError({ code: "BAD_REQUEST", message: "A value is out of range or malformed", cause: err as Error });
+      return new TRPCError({
+        code: "BAD_REQUEST",
+        message: "A value is out of range or malformed",
+        cause: err as Error,
+      });
     default:
-      return new TRPCError({ code: "INTERNAL_SERVER_ERROR", cause: err instanceof Error ? err : undefined });
+      return new TRPCError({
+        code: "INTERNAL_SERVER_ERROR",
+        cause: err instanceof Error ? err : undefined,
+      });
   }
 }
 
@@ -139,7 +182,13 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
     await recordAudit(
       ctx.deps.db,
       ctx.auditActor,
-      { action: "access.denied", outcome: "denied", resourceType: "Procedure", resourceId: path, details: { rule: "role" } },
+      {
+        action: "access.denied",
+        outcome: "denied",
+        resourceType: "Procedure",
+        resourceId: path,
+        details: { rule: "role" },
+      },
       ctx.deps.now(),
     );
     throw new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" });
@@ -164,9 +213,13 @@ export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
  * Startup guard: every procedure in the router must declare `meta.roles`; a protected one must not
  * be public. @throws Error naming each offending procedure path
  */
-export function assertEveryProcedureDeclaresAccess(appRouter: { _def: { procedures: object } }): void {
+export function assertEveryProcedureDeclaresAccess(appRouter: {
+  _def: { procedures: object };
+}): void {
   const missing: string[] = [];
-  for (const [path, proc] of Object.entries(appRouter._def.procedures as Record<string, { _def: { meta?: Meta } }>)) {
+  for (const [path, proc] of Object.entries(
+    appRouter._def.procedures as Record<string, { _def: { meta?: Meta } }>,
+  )) {
     const roles = proc._def.meta?.roles;
     if (roles !== "public" && (!Array.isArray(roles) || roles.length === 0)) missing.push(path);
   }

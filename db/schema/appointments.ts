@@ -1,5 +1,5 @@
-import { check, index, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { sql } from "drizzle-orm";
+import { check, index, pgEnum, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import { createdAt, encrypted, id, updatedAt, version } from "./columns.ts";
 import { organizations } from "./organizations.ts";
 import { patients, practitioners } from "./patients.ts";

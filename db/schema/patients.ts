@@ -1,13 +1,5 @@
 import { sql } from "drizzle-orm";
-import {
-  index,
-  pgEnum,
-  pgTable,
-  text,
-  timestamp,
-  unique,
-  uuid,
-} from "drizzle-orm/pg-core";
+import { index, pgEnum, pgTable, text, timestamp, unique, uuid } from "drizzle-orm/pg-core";
 import { users } from "./auth.ts";
 import { blindIndexColumn, createdAt, encrypted, id, updatedAt, version } from "./columns.ts";
 import { organizations } from "./organizations.ts";
@@ -78,7 +70,9 @@ export const careRelationships = pgTable(
       .notNull()
       .references(() => practitioners.id),
     source: careSourceEnum("source").notNull(),
-    validFrom: timestamp("valid_from", { withTimezone: true, mode: "date" }).notNull().default(sql`now()`),
+    validFrom: timestamp("valid_from", { withTimezone: true, mode: "date" })
+      .notNull()
+      .default(sql`now()`),
     validTo: timestamp("valid_to", { withTimezone: true, mode: "date" }),
     createdAt: createdAt(),
   },

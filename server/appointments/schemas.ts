@@ -1,6 +1,12 @@
 import { z } from "zod";
 
-export const appointmentStatus = z.enum(["booked", "checked_in", "completed", "cancelled", "no_show"]);
+export const appointmentStatus = z.enum([
+  "booked",
+  "checked_in",
+  "completed",
+  "cancelled",
+  "no_show",
+]);
 
 export const listForPatientInput = z.strictObject({
   patientId: z.uuid(),

@@ -81,7 +81,10 @@ export async function listForPatient(
       startsAt: a.startsAt,
       endsAt: a.endsAt,
       status: a.status,
-      reason: view.appointmentReasons && a.reason ? deps.crypto.open<string>("appointments", "reason", a.id, a.reason) : null,
+      reason:
+        view.appointmentReasons && a.reason
+          ? deps.crypto.open<string>("appointments", "reason", a.id, a.reason)
+          : null,
       version: a.version,
     })),
     nextCursor: rows.length > input.limit && last ? encodeCursor(last.a.startsAt, last.a.id) : null,

@@ -16,7 +16,10 @@ export const authRouter = router({
     .input(loginInput)
     .output(loginOutput)
     .mutation(async ({ ctx, input }) => {
-      const result = await login(ctx.deps, ctx.sessions, input, { ...ctx.auditActor, userAgent: ctx.userAgent });
+      const result = await login(ctx.deps, ctx.sessions, input, {
+        ...ctx.auditActor,
+        userAgent: ctx.userAgent,
+      });
       ctx.setCookie(ctx.sessions.cookie(result.token));
       return result;
     }),

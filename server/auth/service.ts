@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from "uuid";
 import { users } from "../../db/schema/index.ts";
 import { type AuditActor, recordAudit } from "../audit/service.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ConflictError, UnauthorizedError, sqlState } from "../errors.ts";
+import { ConflictError, sqlState, UnauthorizedError } from "../errors.ts";
 import { hashPassword, verifyDummy, verifyPassword } from "./password.ts";
 import type { Role } from "./roles.ts";
 import type { SessionManager } from "./session.ts";
@@ -35,18 +35,31 @@ export async function login(
   request: AuditActor & { userAgent: string | null },
 ): Promise<LoginResult> {
   const emailIndex = deps.crypto.index("user.email", input.email);
-  const [user] = await deps.db.select().from(users).where(eq(users.emailIndex, emailIndex)).limit(1);
-  const ok = user ? await verifyPassword(user.passwordHash, input.password) : await verifyDummy(input.password);
+  const [user] = await deps.db
+    .select()
+    .from(users)
+    .where(eq(users.emailIndex, emailIndex))
+    .limit(1);
+  const ok = user
+    ? await verifyPassword(user.passwordHash, input.password)
+    : await verifyDummy(input.password);
   if (!user || !ok || user.disabledAt) {
     await recordAudit(
       deps.db,
-      { ...request, userId: user?.id ?? null, role: user?.role ?? null, organizationId: user?.organizationId ?? null },
+      {
+        ...request,
+        userId: user?.id ?? null,
+        role: user?.role ?? null,
+        organizationId: user?.organizationId ?? null,
+      },
       {
         action: "auth.login_failed",
         outcome: "denied",
         resourceType: "User",
         resourceId: user?.id,
-        details: { reason: !user ? "unknown_account" : user.disabledAt ? "disabled" : "bad_password" },
+        details: {
+          reason: !user ? "unknown_account" : user.disabledAt ? "disabled" : "bad_password",
+        },
       },
       deps.now(),
     );
@@ -60,7 +73,13 @@ export async function login(
   });
   await recordAudit(
     deps.db,
-    { ...request, userId: user.id, role: user.role, organizationId: user.organizationId, sessionId: session.sessionId },
+    {
+      ...request,
+      userId: user.id,
+      role: user.role,
+      organizationId: user.organizationId,
+      sessionId: session.sessionId,
+    },
     { action: "auth.login", outcome: "allowed", resourceType: "User", resourceId: user.id },
     deps.now(),
   );
@@ -98,7 +117,8 @@ export async function createUser(deps: ServiceDeps, input: NewUser): Promise<str
       passwordChangedAt: deps.now(),
     });
   } catch (err) {
-    if (sqlState(err) === "23505") throw new ConflictError("An account with this email already exists");
+    if (sqlState(err) === "23505")
+      throw new ConflictError("An account with this email already exists");
     throw err;
   }
   return id;

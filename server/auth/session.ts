@@ -171,7 +171,12 @@ export class SessionManager {
     const sessionId = hashSessionToken(token);
     const session = await this.#lucia.createSession(
       userId,
-      { mfaVerified: meta.mfaVerified, ip: meta.ip, userAgent: meta.userAgent?.slice(0, 512) ?? null, lastSeenAt: meta.now },
+      {
+        mfaVerified: meta.mfaVerified,
+        ip: meta.ip,
+        userAgent: meta.userAgent?.slice(0, 512) ?? null,
+        lastSeenAt: meta.now,
+      },
       { sessionId },
     );
     return { token, sessionId, expiresAt: session.expiresAt };
@@ -216,10 +221,15 @@ export class SessionManager {
       await this.#lucia.invalidateUserSessions(userId);
       return;
     }
-    const all = await this.#db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, userId));
+    const all = await this.#db
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(eq(sessions.userId, userId));
     for (const s of all) {
       if (s.id !== exceptSessionId) {
-        await this.#db.delete(sessions).where(and(eq(sessions.id, s.id), eq(sessions.userId, userId)));
+        await this.#db
+          .delete(sessions)
+          .where(and(eq(sessions.id, s.id), eq(sessions.userId, userId)));
       }
     }
   }

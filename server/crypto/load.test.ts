@@ -105,7 +105,10 @@ describe("loadKeys", () => {
   it.each([
     ["only HAVEN_PHI_KEYS", { HAVEN_PHI_KEYS: `a:${b64(randomBytes(32))}` }],
     ["only HAVEN_BLIND_INDEX_KEY", { HAVEN_BLIND_INDEX_KEY: b64(randomBytes(32)) }],
-  ])("refuses a half-configured environment (%s): no silent fallback to a key file", (_label, env) => {
-    expect(() => loadConfig({ HAVEN_DATA_DIR: dir, ...env })).toThrow(/must be set together/);
-  });
+  ])(
+    "refuses a half-configured environment (%s): no silent fallback to a key file",
+    (_label, env) => {
+      expect(() => loadConfig({ HAVEN_DATA_DIR: dir, ...env })).toThrow(/must be set together/);
+    },
+  );
 });

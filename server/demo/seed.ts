@@ -4,13 +4,16 @@ import { fileURLToPath } from "node:url";
 import { asc, count, eq } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { careRelationships, patients, practitioners, users } from "../../db/schema/index.ts";
-import { createUser } from "../auth/service.ts";
 import type { Role } from "../auth/roles.ts";
+import { createUser } from "../auth/service.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { importFiles, type ImportSummary } from "../fhir/importer.ts";
+import { type ImportSummary, importFiles } from "../fhir/importer.ts";
 
 /** The Synthea bundles shipped in the repo (synthetic, Apache-2.0). */
-export const DEMO_BUNDLE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../db/seed/synthea");
+export const DEMO_BUNDLE_DIR = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  "../../db/seed/synthea",
+);
 
 /** FHIR id of the patient the demo portal account is linked to (Bibi254 Schowalter414). */
 export const DEMO_PATIENT_FHIR_ID = "475d72ca-91c7-7211-97e3-f000af33fc04";
@@ -27,8 +30,18 @@ export interface DemoLogin {
  * startup and listed in the README; never created unless HAVEN_DEMO allows it.
  */
 export const DEMO_LOGINS: DemoLogin[] = [
-  { role: "admin", email: "admin@haven.demo", password: "demo-admin-passphrase", note: "clinic admin" },
-  { role: "staff", email: "staff@haven.demo", password: "demo-staff-passphrase", note: "front desk" },
+  {
+    role: "admin",
+    email: "admin@haven.demo",
+    password: "demo-admin-passphrase",
+    note: "clinic admin",
+  },
+  {
+    role: "staff",
+    email: "staff@haven.demo",
+    password: "demo-staff-passphrase",
+    note: "front desk",
+  },
   {
     role: "clinician",
     email: "clinician@haven.demo",
@@ -57,7 +70,9 @@ export async function seedDemo(deps: ServiceDeps & { db: Database }): Promise<De
   const [existing] = await deps.db.select({ n: count() }).from(users);
   if ((existing?.n ?? 0) > 0) return { seeded: false };
 
-  const files = (await readdir(DEMO_BUNDLE_DIR)).filter((f) => f.endsWith(".json")).map((f) => join(DEMO_BUNDLE_DIR, f));
+  const files = (await readdir(DEMO_BUNDLE_DIR))
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => join(DEMO_BUNDLE_DIR, f));
   const importSummary = await importFiles(deps, files);
 
   const [patient] = await deps.db

@@ -42,7 +42,11 @@ export async function loadPatientFacts(
     for (const r of rels) withCare.add(r.patientId);
   }
   for (const r of rows) {
-    facts.set(r.id, { patientId: r.id, organizationId: r.organizationId, activeCareRelationship: withCare.has(r.id) });
+    facts.set(r.id, {
+      patientId: r.id,
+      organizationId: r.organizationId,
+      activeCareRelationship: withCare.has(r.id),
+    });
   }
   return facts;
 }
@@ -64,7 +68,13 @@ export async function assertCanReadPatient(
     await recordAudit(
       deps.db,
       auditActor,
-      { action, outcome: "denied", resourceType: "Patient", resourceId: patientId, details: { rule: "not_found" } },
+      {
+        action,
+        outcome: "denied",
+        resourceType: "Patient",
+        resourceId: patientId,
+        details: { rule: "not_found" },
+      },
       deps.now(),
     );
     throw new NotFoundError("Patient not found");

@@ -23,7 +23,9 @@ export interface PatientFacts {
 export function canReadPatient(actor: Actor, facts: PatientFacts): PatientAccessDecision {
   switch (actor.role) {
     case "patient":
-      return actor.patientId === facts.patientId ? { allowed: true } : { allowed: false, rule: "not_self" };
+      return actor.patientId === facts.patientId
+        ? { allowed: true }
+        : { allowed: false, rule: "not_self" };
     case "clinician":
       return actor.practitionerId !== null && facts.activeCareRelationship
         ? { allowed: true }

@@ -29,9 +29,15 @@ export async function searchPatients(
       ? eq(patients.mrnIndex, deps.crypto.index("patient.mrn", input.mrn))
       : eq(patients.familyBirthIndex, deps.crypto.familyBirth(input.family, input.birthDate));
   const scope =
-    actor.role === "staff" || actor.role === "admin" ? and(where, eq(patients.organizationId, actor.organizationId)) : where;
+    actor.role === "staff" || actor.role === "admin"
+      ? and(where, eq(patients.organizationId, actor.organizationId))
+      : where;
   const rows = await deps.db
-    .select({ id: patients.id, organizationId: patients.organizationId, demographics: patients.demographics })
+    .select({
+      id: patients.id,
+      organizationId: patients.organizationId,
+      demographics: patients.demographics,
+    })
     .from(patients)
     .where(scope)
     .limit(50);
@@ -67,7 +73,13 @@ export async function searchPatients(
           patientId: r.id,
           details: { by: "mrn" in input ? "mrn" : "family_birth" },
         }))
-      : [{ action: "patient.search", outcome: "allowed", details: { by: "mrn" in input ? "mrn" : "family_birth", results: 0 } }],
+      : [
+          {
+            action: "patient.search",
+            outcome: "allowed",
+            details: { by: "mrn" in input ? "mrn" : "family_birth", results: 0 },
+          },
+        ],
     deps.now(),
   );
   return results;
@@ -87,7 +99,11 @@ export async function getPatient(
 ): Promise<PatientRecord> {
   await assertCanReadPatient(deps, actor, auditActor, input.patientId, "patient.read");
   const view = patientViewFor(actor.role);
-  const [row] = await deps.db.select().from(patients).where(eq(patients.id, input.patientId)).limit(1);
+  const [row] = await deps.db
+    .select()
+    .from(patients)
+    .where(eq(patients.id, input.patientId))
+    .limit(1);
   if (!row) throw new Error("patient vanished between policy check and read");
   const entryRows = await deps.db
     .select()
@@ -102,7 +118,14 @@ export async function getPatient(
     recordedAt: e.recordedAt,
     source: e.source,
     ...(view.clinicalBodies
-      ? { resource: deps.crypto.open<Record<string, unknown>>("clinical_entries", "body", e.id, e.body) }
+      ? {
+          resource: deps.crypto.open<Record<string, unknown>>(
+            "clinical_entries",
+            "body",
+            e.id,
+            e.body,
+          ),
+        }
       : {}),
   }));
   await recordAudit(
@@ -122,14 +145,22 @@ export async function getPatient(
     id: row.id,
     organizationId: row.organizationId,
     version: row.version,
-    demographics: deps.crypto.open<Demographics>("patients", "demographics", row.id, row.demographics),
+    demographics: deps.crypto.open<Demographics>(
+      "patients",
+      "demographics",
+      row.id,
+      row.demographics,
+    ),
     entries,
     entriesTruncated: truncated,
   };
 }
 
 /** Patients linked to portal accounts or practitioners, by id (used by demo seeding and tests). */
-export async function patientIdsByFhirId(deps: ServiceDeps, fhirIds: string[]): Promise<Map<string, string>> {
+export async function patientIdsByFhirId(
+  deps: ServiceDeps,
+  fhirIds: string[],
+): Promise<Map<string, string>> {
   if (fhirIds.length === 0) return new Map();
   const rows = await deps.db
     .select({ id: patients.id, fhirId: patients.fhirId })

@@ -122,7 +122,9 @@ describe("row-level access to patients.get and appointments.listForPatient", () 
 
   it("an unknown patient is NOT_FOUND and audited as denied", async () => {
     const id = "01900000-0000-7000-8000-000000000000";
-    expect(await codeOf(h.caller(actors.staffA as Actor).patients.get({ patientId: id }))).toBe("NOT_FOUND");
+    expect(await codeOf(h.caller(actors.staffA as Actor).patients.get({ patientId: id }))).toBe(
+      "NOT_FOUND",
+    );
     const rows = await h.deps.db.select().from(auditEvents).where(eq(auditEvents.resourceId, id));
     expect(rows.map((r) => r.outcome)).toEqual(["denied"]);
   });
@@ -133,7 +135,9 @@ describe("role-level rules (meta.roles) are enforced and audited", () => {
     const anon = h.caller(null);
     expect(await codeOf(anon.patients.get({ patientId: patientA.id }))).toBe("UNAUTHORIZED");
     expect(await codeOf(anon.patients.search({ mrn: "x" }))).toBe("UNAUTHORIZED");
-    expect(await codeOf(anon.appointments.listForPatient({ patientId: patientA.id }))).toBe("UNAUTHORIZED");
+    expect(await codeOf(anon.appointments.listForPatient({ patientId: patientA.id }))).toBe(
+      "UNAUTHORIZED",
+    );
     expect(await codeOf(anon.auth.me())).toBe("UNAUTHORIZED");
   });
 
@@ -143,19 +147,28 @@ describe("role-level rules (meta.roles) are enforced and audited", () => {
     const rows = await h.deps.db
       .select()
       .from(auditEvents)
-      .where(and(eq(auditEvents.actorUserId, actor.userId), eq(auditEvents.action, "access.denied")));
+      .where(
+        and(eq(auditEvents.actorUserId, actor.userId), eq(auditEvents.action, "access.denied")),
+      );
     expect(rows.at(-1)?.resourceId).toBe("patients.search");
   });
 
   it("the service role never reads a full record", async () => {
-    expect(await codeOf(h.caller(actors.service as Actor).patients.get({ patientId: patientA.id }))).toBe("FORBIDDEN");
+    expect(
+      await codeOf(h.caller(actors.service as Actor).patients.get({ patientId: patientA.id })),
+    ).toBe("FORBIDDEN");
   });
 });
 
 describe("search is scoped by the same rules", () => {
   it("staff of another organization find nothing; staff of the patient's organization find the patient", async () => {
     const [row] = await h.deps.db.select().from(patients).where(eq(patients.id, patientA.id));
-    const d = h.deps.crypto.open<{ mrn: string }>("patients", "demographics", patientA.id, row?.demographics ?? "");
+    const d = h.deps.crypto.open<{ mrn: string }>(
+      "patients",
+      "demographics",
+      patientA.id,
+      row?.demographics ?? "",
+    );
     expect(await h.caller(actors.staffB as Actor).patients.search({ mrn: d.mrn })).toEqual([]);
     const found = await h.caller(actors.staffA as Actor).patients.search({ mrn: d.mrn });
     expect(found.map((p) => p.id)).toEqual([patientA.id]);
@@ -163,8 +176,15 @@ describe("search is scoped by the same rules", () => {
 
   it("a clinician finds only patients in their care", async () => {
     const [rowB] = await h.deps.db.select().from(patients).where(eq(patients.id, patientB.id));
-    const dB = h.deps.crypto.open<{ mrn: string }>("patients", "demographics", patientB.id, rowB?.demographics ?? "");
-    expect(await h.caller(actors.treatingClinician as Actor).patients.search({ mrn: dB.mrn })).toEqual([]);
+    const dB = h.deps.crypto.open<{ mrn: string }>(
+      "patients",
+      "demographics",
+      patientB.id,
+      rowB?.demographics ?? "",
+    );
+    expect(
+      await h.caller(actors.treatingClinician as Actor).patients.search({ mrn: dB.mrn }),
+    ).toEqual([]);
   });
 
   it("every allowed read is audited with the patient id", async () => {
@@ -174,7 +194,11 @@ describe("search is scoped by the same rules", () => {
       .select()
       .from(auditEvents)
       .where(
-        and(eq(auditEvents.actorUserId, actor.userId), eq(auditEvents.action, "patient.read"), eq(auditEvents.outcome, "allowed")),
+        and(
+          eq(auditEvents.actorUserId, actor.userId),
+          eq(auditEvents.action, "patient.read"),
+          eq(auditEvents.outcome, "allowed"),
+        ),
       );
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((r) => r.patientId === patientA.id)).toBe(true);

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
-import { PhiCrypto } from "../crypto/phi.ts";
 import { Keyring } from "../crypto/keyring.ts";
+import { PhiCrypto } from "../crypto/phi.ts";
 
 export interface TestDatabase {
   handle: DatabaseHandle;
@@ -17,7 +17,9 @@ export interface TestDatabase {
  * A fresh migrated Postgres database for one test file, cloned from this run's template, so test
  * files run in parallel without sharing rows.
  */
-export async function createTestDatabase(options: { maxConnections?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  options: { maxConnections?: number } = {},
+): Promise<TestDatabase> {
   const adminUrl = inject("havenAdminUrl");
   const template = inject("havenTemplateDb");
   const name = `haven_test_${inject("havenRunId")}_${randomBytes(5).toString("hex")}`;
@@ -38,7 +40,10 @@ export async function createTestDatabase(options: { maxConnections?: number } = 
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const handle = await openDatabase({ url: url.toString(), maxConnections: options.maxConnections ?? 5 });
+  const handle = await openDatabase({
+    url: url.toString(),
+    maxConnections: options.maxConnections ?? 5,
+  });
   return {
     handle,
     url: url.toString(),

@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
-import { careRelationships, organizations, patients, practitioners } from "../../db/schema/index.ts";
+import {
+  careRelationships,
+  organizations,
+  patients,
+  practitioners,
+} from "../../db/schema/index.ts";
 import type { Role } from "../auth/roles.ts";
 import { createUser } from "../auth/service.ts";
 import type { PhiCrypto } from "../crypto/phi.ts";
@@ -27,7 +32,13 @@ export function sampleDemographics(overrides: Partial<Demographics> = {}): Demog
     sex: "female",
     phone: `555-${tag.slice(0, 3)}-0101`,
     email: `p${tag}@example.test`,
-    address: { line: ["1 Main St"], city: "Boston", state: "MA", postalCode: "02110", country: "US" },
+    address: {
+      line: ["1 Main St"],
+      city: "Boston",
+      state: "MA",
+      postalCode: "02110",
+      country: "US",
+    },
     ssn: `999-${tag.slice(0, 2)}-0001`,
     mrn: `MRN-${tag}`,
     deceased: null,
@@ -47,15 +58,22 @@ export async function makePatient(
     demographics: deps.crypto.seal("patients", "demographics", id, demographics),
     mrnIndex: demographics.mrn ? deps.crypto.index("patient.mrn", demographics.mrn) : null,
     emailIndex: demographics.email ? deps.crypto.index("patient.email", demographics.email) : null,
-    familyBirthIndex:
-      demographics.birthDate ? deps.crypto.familyBirth(demographics.name.family, demographics.birthDate) : null,
+    familyBirthIndex: demographics.birthDate
+      ? deps.crypto.familyBirth(demographics.name.family, demographics.birthDate)
+      : null,
   });
   return { id, demographics };
 }
 
-export async function makePractitioner(deps: Deps, organizationId: string, userId: string | null = null): Promise<string> {
+export async function makePractitioner(
+  deps: Deps,
+  organizationId: string,
+  userId: string | null = null,
+): Promise<string> {
   const id = uuidv7();
-  await deps.db.insert(practitioners).values({ id, organizationId, name: `Dr. Test ${suffix()}`, userId });
+  await deps.db
+    .insert(practitioners)
+    .values({ id, organizationId, name: `Dr. Test ${suffix()}`, userId });
   return id;
 }
 

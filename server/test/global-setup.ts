@@ -6,7 +6,11 @@ import { openDatabase } from "../../db/client.ts";
  * Postgres (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres), and drop it
  * and every per-file clone afterwards. Test files clone it with `createTestDatabase()`.
  */
-export default async function setup({ provide }: { provide: (key: string, value: string) => void }) {
+export default async function setup({
+  provide,
+}: {
+  provide: (key: string, value: string) => void;
+}) {
   const adminUrl = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const runId = `${Date.now().toString(36)}_${process.pid}`;
   const template = `haven_test_${runId}_tpl`;

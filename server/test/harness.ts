@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
-import { SessionManager } from "../auth/session.ts";
 import type { Actor } from "../auth/roles.ts";
+import { SessionManager } from "../auth/session.ts";
 import { type AppServices, createContextInner } from "../context.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
 import { buildServer } from "../http.ts";
@@ -22,6 +22,10 @@ export class LogSink extends Writable {
   }
 }
 
+const callerFactory = createCallerFactory(appRouter);
+/** A server-side caller of the whole router. */
+export type AppCaller = ReturnType<typeof callerFactory>;
+
 export interface Harness {
   testDb: TestDatabase;
   deps: Deps;
@@ -30,7 +34,7 @@ export interface Harness {
   /** Move the injected clock. */
   clock: { now: Date };
   /** `appRouter.createCaller` with a context for `actor` (null = anonymous). */
-  caller(actor: Actor | null): ReturnType<ReturnType<typeof createCallerFactory<typeof appRouter>>>;
+  caller(actor: Actor | null): AppCaller;
   /** Start an HTTP server on 127.0.0.1:0; returns its base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -41,13 +45,16 @@ export async function createHarness(options: { logLevel?: string } = {}): Promis
   const testDb = await createTestDatabase();
   const logs = new LogSink();
   const clock = { now: new Date() };
-  const deps: Deps = { db: testDb.handle.db, crypto: new PhiCrypto(testKeyring()), now: () => new Date(clock.now) };
+  const deps: Deps = {
+    db: testDb.handle.db,
+    crypto: new PhiCrypto(testKeyring()),
+    now: () => new Date(clock.now),
+  };
   const services: AppServices = {
     deps,
     log: createLogger(options.logLevel ?? "info", logs),
     sessions: new SessionManager(testDb.handle.db, { ttlHours: 12, secureCookies: false }),
   };
-  const factory = createCallerFactory(appRouter);
   let app: Awaited<ReturnType<typeof buildServer>> | undefined;
   return {
     testDb,
@@ -55,9 +62,14 @@ export async function createHarness(options: { logLevel?: string } = {}): Promis
     services,
     logs,
     clock,
-    caller: (actor) => factory(createContextInner(services, { actor })),
+    caller: (actor) => callerFactory(createContextInner(services, { actor })),
     async listen() {
-      app = await buildServer({ router: appRouter, services, database: testDb.handle, allowedOrigins: [] });
+      app = await buildServer({
+        router: appRouter,
+        services,
+        database: testDb.handle,
+        allowedOrigins: [],
+      });
       await app.listen({ host: "127.0.0.1", port: 0 });
       const addr = app.server.address();
       if (!addr || typeof addr === "string") throw new Error("no address");
