@@ -15,7 +15,7 @@ export const DEMO_BUNDLE_DIR = resolve(
   "../../db/seed/synthea",
 );
 
-/** FHIR id of the patient the demo portal account is linked to (Bibi254 Schowalter414). */
+/** FHIR id of the (synthetic) patient the demo portal account is linked to: the first shipped bundle. */
 export const DEMO_PATIENT_FHIR_ID = "475d72ca-91c7-7211-97e3-f000af33fc04";
 
 export interface DemoLogin {
@@ -52,7 +52,7 @@ export const DEMO_LOGINS: DemoLogin[] = [
     role: "patient",
     email: "patient@haven.demo",
     password: "demo-patient-passphrase",
-    note: "portal account of the imported patient Bibi254 Schowalter414 (synthetic)",
+    note: "portal account linked to an imported Synthea patient",
   },
 ];
 
