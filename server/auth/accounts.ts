@@ -1,0 +1,629 @@
+import { createHash, randomBytes } from "node:crypto";
+import { and, asc, eq, isNull } from "drizzle-orm";
+import { v7 as uuidv7 } from "uuid";
+import type { Database } from "../../db/client.ts";
+import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
+import { type AuditActor, recordAudit } from "../audit/service.ts";
+import type { ServiceDeps } from "../deps.ts";
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  TooManyRequestsError,
+  UnauthorizedError,
+  ValidationError,
+} from "../errors.ts";
+import type { MailTransport } from "../mail/transport.ts";
+import type { Demographics } from "../patients/demographics.ts";
+import { clearMfa } from "./mfa.ts";
+import { assertPasswordAcceptable, hashPassword } from "./password.ts";
+import {
+  canAdministerAccount,
+  canChangeRole,
+  invitableRoles,
+  type TargetAccount,
+} from "./policy.ts";
+import type { Actor, Role } from "./roles.ts";
+import type { LoginRequest, LoginResult } from "./service.ts";
+import type { SessionManager } from "./session.ts";
+import { keysFor, reserve } from "./throttle.ts";
+
+/**
+ * Account administration: invitations (portal patients, workforce), role changes, disabling,
+ * MFA reset, the user list. Every change is audited; every refusal is a typed error.
+ */
+
+/** Invitations expire after this long by default (hours). */
+export const INVITATION_TTL_HOURS = 72;
+/** Wrong dates of birth before an invitation is burned. */
+export const INVITATION_MAX_FAILURES = 5;
+const INVALID_INVITATION = "This invitation is invalid or has expired";
+
+/** A rule violation on one input field: BAD_REQUEST with the path in `data.issues`. */
+function invalidField(field: string, message: string): ValidationError {
+  return Object.assign(new ValidationError(`Invalid input: ${field}: ${message}`), {
+    issues: [{ path: [field], message }],
+  });
+}
+
+function sha256(value: string): string {
+  return createHash("sha256").update(value, "utf8").digest("hex");
+}
+
+async function loadTarget(db: Database, userId: string): Promise<TargetAccount | null> {
+  const [u] = await db
+    .select({ id: users.id, organizationId: users.organizationId, role: users.role })
+    .from(users)
+    .where(eq(users.id, userId))
+    .limit(1);
+  return u ?? null;
+}
+
+/**
+ * Load the target account and apply {@link canAdministerAccount}. Another organization's account
+ * is NOT_FOUND (its existence is not disclosed); a refusal is audited as denied.
+ */
+async function administrable(
+  deps: ServiceDeps & { db: Database },
+  actor: Actor,
+  audit: AuditActor,
+  userId: string,
+  action: "auth.role_changed" | "auth.account_disabled" | "auth.account_enabled" | "auth.mfa_reset",
+): Promise<TargetAccount> {
+  const target = await loadTarget(deps.db, userId);
+  const decision = target
+    ? canAdministerAccount(actor, target)
+    : ({ allowed: false, rule: "other_organization" } as const);
+  if (!decision.allowed || !target) {
+    await recordAudit(
+      deps.db,
+      audit,
+      {
+        action,
+        outcome: "denied",
+        resourceType: "User",
+        resourceId: userId,
+        details: { rule: decision.allowed ? "missing" : decision.rule },
+      },
+      deps.now(),
+    );
+    if (!target || (!decision.allowed && decision.rule === "other_organization"))
+      throw new NotFoundError("No such account");
+    throw new ForbiddenError(
+      !decision.allowed && decision.rule === "self"
+        ? "You cannot do this to your own account"
+        : "You may not administer this account",
+      decision.allowed ? undefined : decision.rule,
+    );
+  }
+  return target;
+}
+
+export interface CreateInvitationInput {
+  role: Role;
+  /** Portal invitations: the patient record the account will be linked to. */
+  patientId?: string | undefined;
+  /** Clinician invitations: the Practitioner the account will be linked to (optional). */
+  practitionerId?: string | undefined;
+  /** Where to send it; for a patient defaults to the e-mail on the record. */
+  email?: string | undefined;
+  expiresInHours?: number | undefined;
+}
+
+/**
+ * Invite someone to create an account. Staff invite portal patients (tied to a patient record of
+ * their organization); admins also invite clinicians, staff and admins. The token (256 random
+ * bits) goes only into the e-mail, through the mail transport; only its SHA-256 is stored
+ * (single use, expiring; ASVS 2.5.1, 2.3.1). Audited `auth.invitation_created` (with the patient id).
+ * @returns the invitation id and expiry (never the token)
+ * @throws ForbiddenError (role may not invite that role), NotFoundError (patient/practitioner not in
+ *   the organization), ConflictError (patient already has an account, e-mail already registered),
+ *   ValidationError (no e-mail known for the patient)
+ */
+export async function createInvitation(
+  deps: ServiceDeps & { db: Database },
+  mail: MailTransport,
+  actor: Actor,
+  audit: AuditActor,
+  input: CreateInvitationInput,
+): Promise<{ invitationId: string; expiresAt: Date }> {
+  const now = deps.now();
+  if (!invitableRoles(actor.role).includes(input.role)) {
+    await recordAudit(
+      deps.db,
+      audit,
+      {
+        action: "auth.invitation_created",
+        outcome: "denied",
+        resourceType: "Invitation",
+        details: { role: input.role, rule: "role" },
+      },
+      now,
+    );
+    throw new ForbiddenError(`Your role may not invite a ${input.role}`, "role");
+  }
+  let email = input.email?.trim() ?? null;
+  let patientId: string | null = null;
+  let practitionerId: string | null = null;
+  if (input.role === "patient") {
+    if (!input.patientId) {
+      throw invalidField("patientId", "required for a patient invitation");
+    }
+    const [p] = await deps.db
+      .select({
+        id: patients.id,
+        organizationId: patients.organizationId,
+        userId: patients.userId,
+        demographics: patients.demographics,
+      })
+      .from(patients)
+      .where(eq(patients.id, input.patientId))
+      .limit(1);
+    if (!p || p.organizationId !== actor.organizationId) throw new NotFoundError("No such patient");
+    if (p.userId) throw new ConflictError("This patient already has a portal account");
+    patientId = p.id;
+    if (!email) {
+      email = deps.crypto.open<Demographics>(
+        "patients",
+        "demographics",
+        p.id,
+        p.demographics,
+      ).email;
+    }
+  } else {
+    if (input.patientId) {
+      throw invalidField("patientId", "only for role patient");
+    }
+    if (input.practitionerId) {
+      if (input.role !== "clinician") {
+        throw invalidField("practitionerId", "only for role clinician");
+      }
+      const [pr] = await deps.db
+        .select({
+          id: practitioners.id,
+          orgId: practitioners.organizationId,
+          userId: practitioners.userId,
+        })
+        .from(practitioners)
+        .where(eq(practitioners.id, input.practitionerId))
+        .limit(1);
+      if (!pr || pr.orgId !== actor.organizationId) throw new NotFoundError("No such practitioner");
+      if (pr.userId) throw new ConflictError("This practitioner already has an account");
+      practitionerId = pr.id;
+    }
+  }
+  if (!email) {
+    throw invalidField("email", "required: the patient record has no e-mail");
+  }
+  const emailIndex = deps.crypto.index("user.email", email);
+  const [taken] = await deps.db
+    .select({ id: users.id })
+    .from(users)
+    .where(eq(users.emailIndex, emailIndex))
+    .limit(1);
+  if (taken) throw new ConflictError("An account with this email already exists");
+
+  const id = uuidv7();
+  const token = randomBytes(32).toString("base64url");
+  const expiresAt = new Date(
+    now.getTime() + (input.expiresInHours ?? INVITATION_TTL_HOURS) * 3_600_000,
+  );
+  await deps.db.transaction(async (tx) => {
+    await tx.insert(invitations).values({
+      id,
+      organizationId: actor.organizationId,
+      role: input.role,
+      patientId,
+      practitionerId,
+      email: deps.crypto.seal("invitations", "email", id, email),
+      emailIndex,
+      tokenHash: sha256(token),
+      expiresAt,
+      createdBy: actor.userId,
+      createdAt: now,
+    });
+    await recordAudit(
+      tx,
+      audit,
+      {
+        action: "auth.invitation_created",
+        outcome: "allowed",
+        resourceType: "Invitation",
+        resourceId: id,
+        patientId,
+        details: { role: input.role },
+      },
+      now,
+    );
+  });
+  mail.enqueue({
+    kind: "invitation",
+    to: email,
+    subject:
+      input.role === "patient" ? "Your patient portal invitation" : "Your Haven account invitation",
+    text: [
+      input.role === "patient"
+        ? "You have been invited to the patient portal. To create your account, open the link below; you will be asked for your date of birth and a password."
+        : `You have been invited to Haven as ${input.role}. To create your account, open the link below and choose a password; you will then set up an authenticator app.`,
+      "",
+      `${mail.linkBase}/accept-invitation#token=${token}`,
+      "",
+      `Invitation code (if the link does not open): ${token}`,
+      `The invitation expires at ${expiresAt.toISOString()} and works once.`,
+    ].join("\n"),
+  });
+  return { invitationId: id, expiresAt };
+}
+
+/**
+ * Accept an invitation: token + (for a portal invitation) the patient's date of birth + a new
+ * password (NIST 800-63B rules, not built from the e-mail or the patient's name). Creates the
+ * account, links it to the patient or practitioner, consumes the invitation (single use, in one
+ * transaction with a row lock) and opens a session. A wrong date of birth counts against the
+ * invitation (burned after 5) and the IP throttle. Every failure gives the same message.
+ * Audited `auth.invitation_accepted` / `auth.invitation_failed`.
+ * @throws UnauthorizedError (invalid, expired, used, revoked, wrong date of birth),
+ *   PasswordPolicyError (BAD_REQUEST on `password`), TooManyRequestsError, ConflictError
+ */
+export async function acceptInvitation(
+  deps: ServiceDeps & { db: Database },
+  sessionsManager: SessionManager,
+  input: { token: string; birthDate?: string | undefined; password: string },
+  request: LoginRequest,
+): Promise<LoginResult> {
+  const now = deps.now();
+  const reservation = await reserve(deps.db, now, keysFor("invite", null, request.ip));
+  if (reservation.blocked) {
+    await recordAudit(
+      deps.db,
+      request,
+      {
+        action: "auth.login_throttled",
+        outcome: "denied",
+        resourceType: "Invitation",
+        details: { scope: "invite", retryAfterSeconds: reservation.blocked.retryAfterSeconds },
+      },
+      now,
+    );
+    throw new TooManyRequestsError(
+      "Too many attempts; wait before trying again",
+      reservation.blocked.retryAfterSeconds,
+    );
+  }
+  const fail = async (reason: string, invitationId?: string, patientId?: string | null) => {
+    await recordAudit(
+      deps.db,
+      request,
+      {
+        action: "auth.invitation_failed",
+        outcome: "denied",
+        resourceType: "Invitation",
+        resourceId: invitationId,
+        patientId: patientId ?? null,
+        details: { reason },
+      },
+      deps.now(),
+    );
+    return new UnauthorizedError(INVALID_INVITATION, "invitation_invalid");
+  };
+
+  const [inv] = await deps.db
+    .select()
+    .from(invitations)
+    .where(eq(invitations.tokenHash, sha256(input.token)))
+    .limit(1);
+  if (!inv) throw await fail("unknown_token");
+  if (inv.acceptedAt || inv.revokedAt || inv.expiresAt.getTime() <= now.getTime()) {
+    throw await fail(
+      inv.acceptedAt ? "used" : inv.revokedAt ? "revoked" : "expired",
+      inv.id,
+      inv.patientId,
+    );
+  }
+  const email = deps.crypto.open<string>("invitations", "email", inv.id, inv.email);
+  const names: string[] = [];
+  if (inv.role === "patient" && inv.patientId) {
+    const [p] = await deps.db
+      .select({ demographics: patients.demographics })
+      .from(patients)
+      .where(eq(patients.id, inv.patientId))
+      .limit(1);
+    const d = p
+      ? deps.crypto.open<Demographics>("patients", "demographics", inv.patientId, p.demographics)
+      : null;
+    if (!d?.birthDate || d.birthDate !== input.birthDate) {
+      // Count the miss; burn the invitation at the limit.
+      const [after] = await deps.db
+        .update(invitations)
+        .set({ failedAttempts: inv.failedAttempts + 1 })
+        .where(and(eq(invitations.id, inv.id), eq(invitations.failedAttempts, inv.failedAttempts)))
+        .returning({ failedAttempts: invitations.failedAttempts });
+      if ((after?.failedAttempts ?? INVITATION_MAX_FAILURES) >= INVITATION_MAX_FAILURES) {
+        await deps.db
+          .update(invitations)
+          .set({ revokedAt: now })
+          .where(and(eq(invitations.id, inv.id), isNull(invitations.revokedAt)));
+      }
+      throw await fail("birth_date_mismatch", inv.id, inv.patientId);
+    }
+    names.push(d.name.family, ...d.name.given);
+  }
+  assertPasswordAcceptable(input.password, { email, names }, "password");
+  const passwordHash = await hashPassword(input.password);
+
+  const userId = uuidv7();
+  const result = await deps.db.transaction(async (tx) => {
+    const [locked] = await tx
+      .select({ acceptedAt: invitations.acceptedAt, revokedAt: invitations.revokedAt })
+      .from(invitations)
+      .where(eq(invitations.id, inv.id))
+      .for("update");
+    if (!locked || locked.acceptedAt || locked.revokedAt) return "used" as const;
+    await tx.insert(users).values({
+      id: userId,
+      organizationId: inv.organizationId,
+      role: inv.role,
+      emailIndex: deps.crypto.index("user.email", email),
+      email: deps.crypto.seal("users", "email", userId, email),
+      passwordHash,
+      passwordChangedAt: now,
+    });
+    if (inv.patientId) {
+      const linked = await tx
+        .update(patients)
+        .set({ userId })
+        .where(and(eq(patients.id, inv.patientId), isNull(patients.userId)))
+        .returning({ id: patients.id });
+      if (linked.length === 0) throw new ConflictError("This patient already has a portal account");
+    }
+    if (inv.practitionerId) {
+      const linked = await tx
+        .update(practitioners)
+        .set({ userId })
+        .where(and(eq(practitioners.id, inv.practitionerId), isNull(practitioners.userId)))
+        .returning({ id: practitioners.id });
+      if (linked.length === 0) throw new ConflictError("This practitioner already has an account");
+    }
+    await tx
+      .update(invitations)
+      .set({ acceptedAt: now, acceptedUserId: userId })
+      .where(eq(invitations.id, inv.id));
+    await recordAudit(
+      tx,
+      { ...request, userId, role: inv.role, organizationId: inv.organizationId },
+      {
+        action: "auth.invitation_accepted",
+        outcome: "allowed",
+        resourceType: "Invitation",
+        resourceId: inv.id,
+        patientId: inv.patientId,
+        details: { role: inv.role },
+      },
+      now,
+    );
+    return "ok" as const;
+  });
+  if (result === "used") throw await fail("used", inv.id, inv.patientId);
+  await reservation.succeed([]);
+  const session = await sessionsManager.create(userId, {
+    ip: request.ip,
+    userAgent: request.userAgent,
+    mfaVerified: false,
+    now: deps.now(),
+  });
+  return {
+    token: session.token,
+    expiresAt: session.expiresAt,
+    user: { id: userId, role: inv.role, organizationId: inv.organizationId },
+    mfa: inv.role === "patient" ? "none" : "enrol",
+  };
+}
+
+/**
+ * Revoke an open invitation of the caller's organization (staff: portal invitations; admin: any).
+ * Audited `auth.invitation_revoked`. @throws NotFoundError, ForbiddenError
+ */
+export async function revokeInvitation(
+  deps: ServiceDeps & { db: Database },
+  actor: Actor,
+  audit: AuditActor,
+  invitationId: string,
+): Promise<void> {
+  const [inv] = await deps.db
+    .select({
+      id: invitations.id,
+      organizationId: invitations.organizationId,
+      role: invitations.role,
+      patientId: invitations.patientId,
+    })
+    .from(invitations)
+    .where(eq(invitations.id, invitationId))
+    .limit(1);
+  if (!inv || inv.organizationId !== actor.organizationId)
+    throw new NotFoundError("No such invitation");
+  if (!invitableRoles(actor.role).includes(inv.role)) {
+    throw new ForbiddenError("Your role may not manage this invitation", "role");
+  }
+  await deps.db
+    .update(invitations)
+    .set({ revokedAt: deps.now() })
+    .where(
+      and(
+        eq(invitations.id, inv.id),
+        isNull(invitations.revokedAt),
+        isNull(invitations.acceptedAt),
+      ),
+    );
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action: "auth.invitation_revoked",
+      outcome: "allowed",
+      resourceType: "Invitation",
+      resourceId: inv.id,
+      patientId: inv.patientId,
+    },
+    deps.now(),
+  );
+}
+
+/**
+ * Change a workforce account's role (clinician ↔ staff ↔ admin). Every session of the account is
+ * revoked, so the new role applies at the next sign-in (ASVS 3.3.x). Audited `auth.role_changed`.
+ * @throws NotFoundError, ForbiddenError (not admin, self, service account), ValidationError
+ */
+export async function setRole(
+  deps: ServiceDeps & { db: Database },
+  sessionsManager: SessionManager,
+  actor: Actor,
+  audit: AuditActor,
+  input: { userId: string; role: Role },
+): Promise<{ sessionsRevoked: number }> {
+  const target = await administrable(deps, actor, audit, input.userId, "auth.role_changed");
+  if (!canChangeRole(target.role, input.role)) {
+    throw invalidField("role", `a ${target.role} account cannot become ${input.role}`);
+  }
+  await deps.db
+    .update(users)
+    .set({ role: input.role, updatedAt: deps.now() })
+    .where(eq(users.id, target.id));
+  const revoked = await sessionsManager.revokeAllForUser(target.id);
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action: "auth.role_changed",
+      outcome: "allowed",
+      resourceType: "User",
+      resourceId: target.id,
+      details: { from: target.role, to: input.role, sessionsRevoked: revoked },
+    },
+    deps.now(),
+  );
+  return { sessionsRevoked: revoked };
+}
+
+/**
+ * Disable (or re-enable) an account. Disabling revokes every session at once and makes the account
+ * unable to sign in (same generic login error). Audited `auth.account_disabled` / `_enabled`.
+ * @throws NotFoundError, ForbiddenError
+ */
+export async function setDisabled(
+  deps: ServiceDeps & { db: Database },
+  sessionsManager: SessionManager,
+  actor: Actor,
+  audit: AuditActor,
+  input: { userId: string; disabled: boolean },
+): Promise<{ sessionsRevoked: number }> {
+  const action = input.disabled ? "auth.account_disabled" : "auth.account_enabled";
+  const target = await administrable(deps, actor, audit, input.userId, action);
+  await deps.db
+    .update(users)
+    .set({ disabledAt: input.disabled ? deps.now() : null, updatedAt: deps.now() })
+    .where(eq(users.id, target.id));
+  const revoked = input.disabled ? await sessionsManager.revokeAllForUser(target.id) : 0;
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action,
+      outcome: "allowed",
+      resourceType: "User",
+      resourceId: target.id,
+      details: { sessionsRevoked: revoked },
+    },
+    deps.now(),
+  );
+  return { sessionsRevoked: revoked };
+}
+
+/**
+ * Admin reset of a user's MFA (lost phone): removes the authenticator and recovery codes and
+ * revokes every session; the user enrols again at next sign-in. Audited `auth.mfa_reset`.
+ * @throws NotFoundError, ForbiddenError (not admin, self)
+ */
+export async function resetUserMfa(
+  deps: ServiceDeps & { db: Database },
+  sessionsManager: SessionManager,
+  actor: Actor,
+  audit: AuditActor,
+  userId: string,
+): Promise<{ sessionsRevoked: number }> {
+  const target = await administrable(deps, actor, audit, userId, "auth.mfa_reset");
+  await deps.db.transaction(async (tx) => {
+    await clearMfa(tx, target.id, deps.now());
+  });
+  const revoked = await sessionsManager.revokeAllForUser(target.id);
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action: "auth.mfa_reset",
+      outcome: "allowed",
+      resourceType: "User",
+      resourceId: target.id,
+      details: { sessionsRevoked: revoked },
+    },
+    deps.now(),
+  );
+  return { sessionsRevoked: revoked };
+}
+
+/** One account in the admin's user list. */
+export interface UserSummary {
+  id: string;
+  email: string;
+  role: Role;
+  disabled: boolean;
+  mfaEnrolled: boolean;
+  createdAt: Date;
+  passwordChangedAt: Date | null;
+}
+
+/**
+ * The admin's organization's accounts (service accounts excluded: see `auth.apiKeys.list`).
+ * E-mails are decrypted (a patient's e-mail is PHI), so the listing is audited `auth.users_listed`.
+ */
+export async function listUsers(
+  deps: ServiceDeps & { db: Database },
+  actor: Actor,
+  audit: AuditActor,
+): Promise<UserSummary[]> {
+  const rows = await deps.db
+    .select({
+      id: users.id,
+      email: users.email,
+      role: users.role,
+      disabledAt: users.disabledAt,
+      totpEnabledAt: users.totpEnabledAt,
+      createdAt: users.createdAt,
+      passwordChangedAt: users.passwordChangedAt,
+    })
+    .from(users)
+    .where(eq(users.organizationId, actor.organizationId))
+    .orderBy(asc(users.createdAt));
+  const list = rows
+    .filter((r) => r.role !== "service")
+    .map((r) => ({
+      id: r.id,
+      email: deps.crypto.open<string>("users", "email", r.id, r.email),
+      role: r.role,
+      disabled: r.disabledAt !== null,
+      mfaEnrolled: r.totpEnabledAt !== null,
+      createdAt: r.createdAt,
+      passwordChangedAt: r.passwordChangedAt,
+    }));
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action: "auth.users_listed",
+      outcome: "allowed",
+      resourceType: "User",
+      details: { count: list.length },
+    },
+    deps.now(),
+  );
+  return list;
+}

@@ -1,0 +1,215 @@
+import { createHash, randomBytes } from "node:crypto";
+import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
+import { v7 as uuidv7 } from "uuid";
+import { apiKeys, users } from "../../db/schema/index.ts";
+import { type AuditActor, recordAudit } from "../audit/service.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { NotFoundError } from "../errors.ts";
+import type { Actor, ApiKeyScope } from "./roles.ts";
+
+/**
+ * API keys: machine credentials for the reminder cron (ARCHITECTURE §4). A key is `hk_` + 256
+ * random bits (base64url), shown once at creation; only its SHA-256 is stored (OWASP ASVS 2.10.x,
+ * 3.5.2). Each key owns a `users` row of role `service` (no usable password), so audit rows keep a
+ * user id; keys are named, scoped, revocable, optionally expiring, and record when last used.
+ */
+export const API_KEY_PREFIX = "hk_";
+const KEY_SHAPE = /^hk_[A-Za-z0-9_-]{43}$/;
+/** `last_used_at` is written at most this often (ms). */
+const LAST_USED_INTERVAL_MS = 60_000;
+/** Marks a password hash that can never verify (argon2 rejects it as malformed). */
+export const NO_PASSWORD = "!no-password";
+
+/** True when a bearer credential looks like an API key (vs a session token). */
+export function isApiKey(credential: string): boolean {
+  return credential.startsWith(API_KEY_PREFIX);
+}
+
+function hashKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+/** An API key as admins see it: never the key or its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  name: string;
+  prefix: string;
+  scopes: ApiKeyScope[];
+  userId: string;
+  createdBy: string | null;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
+const INFO = {
+  id: apiKeys.id,
+  name: apiKeys.name,
+  prefix: apiKeys.prefix,
+  scopes: apiKeys.scopes,
+  userId: apiKeys.userId,
+  createdBy: apiKeys.createdBy,
+  createdAt: apiKeys.createdAt,
+  lastUsedAt: apiKeys.lastUsedAt,
+  expiresAt: apiKeys.expiresAt,
+  revokedAt: apiKeys.revokedAt,
+};
+
+/**
+ * Create a `service` API key in an organization. Audited `auth.api_key_created` (no key in it).
+ * @param input.createdBy the admin's user id (null from factories and CLIs)
+ * @returns the raw key (shown once) and its public info
+ */
+export async function createApiKey(
+  deps: ServiceDeps,
+  input: {
+    organizationId: string;
+    name: string;
+    scopes: readonly ApiKeyScope[];
+    createdBy: string | null;
+    expiresAt?: Date | null;
+  },
+  audit: AuditActor | null,
+): Promise<{ key: string; info: ApiKeyInfo }> {
+  const id = uuidv7();
+  const userId = uuidv7();
+  const key = `${API_KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
+  const now = deps.now();
+  const serviceEmail = `service+${id}@keys.haven.invalid`;
+  const info = await deps.db.transaction(async (tx) => {
+    await tx.insert(users).values({
+      id: userId,
+      organizationId: input.organizationId,
+      role: "service",
+      emailIndex: deps.crypto.index("user.email", serviceEmail),
+      email: deps.crypto.seal("users", "email", userId, serviceEmail),
+      passwordHash: NO_PASSWORD,
+    });
+    const [row] = await tx
+      .insert(apiKeys)
+      .values({
+        id,
+        organizationId: input.organizationId,
+        userId,
+        name: input.name,
+        prefix: key.slice(0, 9),
+        keyHash: hashKey(key),
+        scopes: [...new Set(input.scopes)],
+        createdBy: input.createdBy,
+        createdAt: now,
+        expiresAt: input.expiresAt ?? null,
+      })
+      .returning(INFO);
+    if (audit) {
+      await recordAudit(
+        tx,
+        audit,
+        {
+          action: "auth.api_key_created",
+          outcome: "allowed",
+          resourceType: "ApiKey",
+          resourceId: id,
+          details: { scopes: input.scopes.join(","), serviceUserId: userId },
+        },
+        now,
+      );
+    }
+    return row as ApiKeyInfo;
+  });
+  return { key, info };
+}
+
+/** An organization's API keys, newest first (revoked ones included, marked). */
+export async function listApiKeys(
+  deps: ServiceDeps,
+  organizationId: string,
+): Promise<ApiKeyInfo[]> {
+  const rows = await deps.db
+    .select(INFO)
+    .from(apiKeys)
+    .where(eq(apiKeys.organizationId, organizationId))
+    .orderBy(desc(apiKeys.createdAt));
+  return rows as ApiKeyInfo[];
+}
+
+/**
+ * Revoke a key of the caller's organization (idempotent); the key stops working at once.
+ * Audited `auth.api_key_revoked`. @throws NotFoundError (unknown or another organization's key)
+ */
+export async function revokeApiKey(
+  deps: ServiceDeps,
+  organizationId: string,
+  keyId: string,
+  audit: AuditActor,
+): Promise<void> {
+  const now = deps.now();
+  await deps.db.transaction(async (tx) => {
+    const [row] = await tx
+      .select({ id: apiKeys.id, revokedAt: apiKeys.revokedAt })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.id, keyId), eq(apiKeys.organizationId, organizationId)))
+      .limit(1);
+    if (!row) throw new NotFoundError("No such API key");
+    if (!row.revokedAt) {
+      await tx.update(apiKeys).set({ revokedAt: now }).where(eq(apiKeys.id, keyId));
+    }
+    await recordAudit(
+      tx,
+      audit,
+      {
+        action: "auth.api_key_revoked",
+        outcome: "allowed",
+        resourceType: "ApiKey",
+        resourceId: keyId,
+        details: { alreadyRevoked: row.revokedAt !== null },
+      },
+      now,
+    );
+  });
+}
+
+/**
+ * Resolve a raw API key to its `service` actor; null when unknown, revoked, expired or its
+ * service user is disabled. Updates `last_used_at` (at most once a minute).
+ */
+export async function resolveApiKey(deps: ServiceDeps, key: string): Promise<Actor | null> {
+  if (!KEY_SHAPE.test(key)) return null;
+  const now = deps.now();
+  const [row] = await deps.db
+    .select({
+      id: apiKeys.id,
+      userId: apiKeys.userId,
+      organizationId: apiKeys.organizationId,
+      scopes: apiKeys.scopes,
+      lastUsedAt: apiKeys.lastUsedAt,
+      revokedAt: apiKeys.revokedAt,
+      expiresAt: apiKeys.expiresAt,
+      disabledAt: users.disabledAt,
+      role: users.role,
+    })
+    .from(apiKeys)
+    .innerJoin(users, eq(users.id, apiKeys.userId))
+    .where(eq(apiKeys.keyHash, hashKey(key)))
+    .limit(1);
+  if (!row || row.revokedAt || row.disabledAt || row.role !== "service") return null;
+  if (row.expiresAt && row.expiresAt.getTime() <= now.getTime()) return null;
+  if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_INTERVAL_MS) {
+    await deps.db
+      .update(apiKeys)
+      .set({ lastUsedAt: now })
+      .where(
+        and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, now))),
+      );
+  }
+  return {
+    userId: row.userId,
+    role: "service",
+    organizationId: row.organizationId,
+    sessionId: `apikey:${row.id}`,
+    patientId: null,
+    practitionerId: null,
+    apiKeyId: row.id,
+    scopes: row.scopes as ApiKeyScope[],
+  };
+}
