@@ -33,7 +33,24 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** Cheap liveness query for /readyz. */
   ping(): Promise<void>;
+  /**
+   * LISTEN on a channel (lower-case identifier). `onPayload` gets each NOTIFY payload; `onListen`
+   * runs whenever the listen is (re-)established, so callers can catch up on anything sent while
+   * disconnected. postgres.js multiplexes all listeners on one dedicated connection; PGlite runs
+   * them in-process (single instance). @returns a function that stops listening
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<() => Promise<void>>;
+  /** NOTIFY outside a transaction (inside one, use `SELECT pg_notify(...)` so it fires on commit). */
+  notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
+}
+
+function assertChannel(channel: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error("invalid LISTEN channel name");
 }
 
 export interface DatabaseOptions {
@@ -69,6 +86,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       ping: async () => {
         await client`select 1`;
       },
+      listen: async (channel, onPayload, onListen) => {
+        assertChannel(channel);
+        const { unlisten } = await client.listen(channel, onPayload, onListen);
+        return unlisten;
+      },
+      notify: async (channel, payload) => {
+        assertChannel(channel);
+        await client.notify(channel, payload);
+      },
       close: async () => {
         await client.end({ timeout: 5 });
       },
@@ -86,6 +112,18 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     },
     ping: async () => {
       await client.query("select 1");
+    },
+    listen: async (channel, onPayload, onListen) => {
+      assertChannel(channel);
+      const unsubscribe = await client.listen(channel, onPayload);
+      onListen?.();
+      return async () => {
+        if (!client.closed) await unsubscribe();
+      };
+    },
+    notify: async (channel, payload) => {
+      assertChannel(channel);
+      await client.query("SELECT pg_notify($1, $2)", [channel, payload]);
     },
     close: async () => {
       await client.close();

@@ -4,26 +4,12 @@ import { appointments, practitioners } from "../../db/schema/index.ts";
 import { type AuditActor, recordAudit } from "../audit/service.ts";
 import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ValidationError } from "../errors.ts";
 import { assertCanReadPatient } from "../patients/access.ts";
 import { patientViewFor } from "../patients/policy.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
 import type { listForPatientOutput } from "./schemas.ts";
 
 export type AppointmentPage = z.infer<typeof listForPatientOutput>;
-
-/** Cursor = base64url of `<startsAt ISO>|<id>` (keyset pagination, newest first). */
-function encodeCursor(startsAt: Date, id: string): string {
-  return Buffer.from(`${startsAt.toISOString()}|${id}`, "utf8").toString("base64url");
-}
-
-function decodeCursor(cursor: string): { startsAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const startsAt = new Date(iso ?? "");
-  if (!id || Number.isNaN(startsAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new ValidationError("Malformed cursor", "bad_cursor");
-  }
-  return { startsAt, id };
-}
 
 /**
  * A patient's appointments, newest first, with keyset pagination.
