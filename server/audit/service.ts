@@ -14,6 +14,16 @@ export interface AuditActor {
   requestId: string | null;
 }
 
+/** Haven itself (CLI key operations, background jobs): no user, session or request. */
+export const SYSTEM_ACTOR: AuditActor = Object.freeze({
+  userId: null,
+  role: null,
+  sessionId: null,
+  organizationId: null,
+  ip: null,
+  requestId: null,
+});
+
 /** One audit record. `details` must hold ids, counts or codes only — never names or other PHI. */
 export interface AuditEvent {
   action: AuditAction;

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { decryptString, encryptString, envelopeKeyId } from "./envelope.ts";
 import { FileKeyProvider } from "./key-file.ts";
 import { KeyError, Keyring } from "./keyring.ts";
 
@@ -162,5 +163,38 @@ describe("FileKeyProvider", () => {
     await writeKeyFile(path, body, 0o600);
     const m = await new FileKeyProvider(path).load();
     expect(() => new Keyring(m)).toThrow(KeyError);
+  });
+});
+
+describe("FileKeyProvider.addPhiKey (key rotation on the embedded key file)", () => {
+  it("adds a fresh key, makes it active, keeps the old keys and the blind-index key, stays 0600", async () => {
+    const path = join(dir, "keys.json");
+    const provider = new FileKeyProvider(path);
+    const before = new Keyring(await provider.load());
+    const sealed = encryptString(before, { table: "t", column: "c", rowId: "r" }, "Jane Doe");
+    const now = new Date("2031-02-03T04:05:06Z");
+    const id = await provider.addPhiKey(undefined, now);
+    expect(id).toBe("k20310203");
+    expect(await provider.addPhiKey(undefined, now)).toBe("k20310203-2");
+    const after = new Keyring(await new FileKeyProvider(path).load());
+    expect(after.activeKeyId).toBe("k20310203-2");
+    expect(after.keyIds()).toEqual(["k20310203-2", "k20310203", before.activeKeyId]);
+    expect(after.blindIndexKey.equals(before.blindIndexKey)).toBe(true);
+    expect(decryptString(after, { table: "t", column: "c", rowId: "r" }, sealed)).toBe("Jane Doe");
+    expect(envelopeKeyId(encryptString(after, { table: "t", column: "c", rowId: "r" }, "x"))).toBe(
+      "k20310203-2",
+    );
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect((await readdir(dir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("refuses a duplicate or malformed id without changing the file", async () => {
+    const path = join(dir, "keys.json");
+    await writeKeyFile(path, validBody(), 0o600);
+    const provider = new FileKeyProvider(path);
+    const original = await readFile(path, "utf8");
+    await expect(provider.addPhiKey("k1")).rejects.toThrow(/already exists/);
+    await expect(provider.addPhiKey("bad id!")).rejects.toBeInstanceOf(KeyError);
+    expect(await readFile(path, "utf8")).toBe(original);
   });
 });

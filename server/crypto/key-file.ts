@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { KeyError, type KeyMaterial, type KeyProvider } from "./keyring.ts";
 
@@ -54,6 +54,44 @@ export class FileKeyProvider implements KeyProvider {
       phiKeys: parsed.phiKeys.map((k) => ({ id: k.id, key: Buffer.from(k.key, "base64") })),
       blindIndexKey: Buffer.from(parsed.blindIndexKey, "base64"),
     };
+  }
+
+  /**
+   * Add a fresh random PHI data key to the file and make it the active one; older keys stay so
+   * their ciphertexts still decrypt until `npm run keys -- rotate` has re-encrypted them.
+   * The file is replaced atomically (temp file + rename, mode 0600).
+   * @param id key id (default `k<YYYYMMDD>[-n]`)
+   * @returns the new key id
+   * @throws KeyError when the id is malformed or already present
+   */
+  async addPhiKey(id?: string, now: Date = new Date()): Promise<string> {
+    await this.load(); // validates mode and format (messages never quote the file)
+    const parsed = JSON.parse(await readFile(this.path, "utf8")) as KeyFileShape;
+    const taken = new Set(parsed.phiKeys.map((k) => k.id));
+    let newId = id;
+    if (!newId) {
+      const base = `k${now.toISOString().slice(0, 10).replaceAll("-", "")}`;
+      newId = base;
+      for (let n = 2; taken.has(newId); n++) newId = `${base}-${n}`;
+    }
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(newId))
+      throw new KeyError("key ids are 1-32 of A-Z a-z 0-9 _ -");
+    if (taken.has(newId)) throw new KeyError(`PHI key id "${newId}" already exists`);
+    const body: KeyFileShape = {
+      ...parsed,
+      activeKeyId: newId,
+      phiKeys: [{ id: newId, key: randomBytes(32).toString("base64") }, ...parsed.phiKeys],
+    };
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+    try {
+      await chmod(tmp, 0o600);
+      await rename(tmp, this.path);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    return newId;
   }
 
   async #generate(): Promise<void> {

@@ -1,15 +1,16 @@
-import { and, eq, gt, inArray, isNull, lte, or } from "drizzle-orm";
-import { careRelationships, patients } from "../../db/schema/index.ts";
+import { and, desc, eq, gt, inArray, isNull, lte, or } from "drizzle-orm";
+import { breakGlassGrants, careRelationships, patients } from "../../db/schema/index.ts";
 import type { AuditAction } from "../audit/actions.ts";
 import { type AuditActor, recordAudit } from "../audit/service.ts";
 import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { ForbiddenError, NotFoundError } from "../errors.ts";
-import { canReadPatient, type PatientFacts } from "./policy.ts";
+import { type AccessBasis, canReadPatient, type PatientFacts } from "./policy.ts";
 
 /**
- * Load the facts `canReadPatient` needs for the given patients (one query each for rows and
- * care relationships). Unknown ids are absent from the map.
+ * Load the facts `canReadPatient` needs for the given patients (one query each for rows, care
+ * relationships and — for clinicians — break-the-glass grants valid now: granted, unexpired,
+ * unrevoked). Unknown ids are absent from the map.
  */
 export async function loadPatientFacts(
   deps: ServiceDeps,
@@ -41,19 +42,73 @@ export async function loadPatientFacts(
       );
     for (const r of rels) withCare.add(r.patientId);
   }
+  const grants = new Map<string, string>();
+  if (actor.role === "clinician" && rows.length > 0) {
+    const now = deps.now();
+    const active = await deps.db
+      .select({ id: breakGlassGrants.id, patientId: breakGlassGrants.patientId })
+      .from(breakGlassGrants)
+      .where(
+        and(
+          eq(breakGlassGrants.userId, actor.userId),
+          inArray(
+            breakGlassGrants.patientId,
+            rows.map((r) => r.id),
+          ),
+          lte(breakGlassGrants.grantedAt, now),
+          gt(breakGlassGrants.expiresAt, now),
+          isNull(breakGlassGrants.revokedAt),
+        ),
+      )
+      .orderBy(desc(breakGlassGrants.expiresAt));
+    for (const g of active) if (!grants.has(g.patientId)) grants.set(g.patientId, g.id);
+  }
   for (const r of rows) {
     facts.set(r.id, {
       patientId: r.id,
       organizationId: r.organizationId,
       activeCareRelationship: withCare.has(r.id),
+      breakGlassGrantId: grants.get(r.id) ?? null,
     });
   }
   return facts;
 }
 
+/** The facts of one allowed read, with the basis the rule allowed it on. */
+export type PatientAccess = PatientFacts & { basis: AccessBasis };
+
+/**
+ * Audit that a read was made under a break-the-glass grant (one row per patient per call), so
+ * every access under a grant is in the trail with the grant that justified it, whatever domain
+ * made the read. The grant's reason is sealed in the grant; the row carries the grant id.
+ */
+export async function recordBreakGlassUse(
+  deps: ServiceDeps,
+  auditActor: AuditActor,
+  uses: { patientId: string; grantId: string }[],
+  action: AuditAction,
+): Promise<void> {
+  await recordAudit(
+    deps.db,
+    auditActor,
+    uses.map((u) => ({
+      action: "access.break_glass_used" as const,
+      outcome: "allowed" as const,
+      resourceType: "Patient",
+      resourceId: u.patientId,
+      patientId: u.patientId,
+      reason: "break_glass",
+      details: { grantId: u.grantId, action },
+    })),
+    deps.now(),
+  );
+}
+
 /**
  * Enforce the row-level rule for one patient. A refusal is audited as `denied` (with the rule, no
- * PHI) before it is thrown.
+ * PHI) before it is thrown; a read allowed by a break-the-glass grant is audited as
+ * `access.break_glass_used` with the grant id.
+ * @returns the facts and the basis of the allowed access
  * @throws NotFoundError when the patient does not exist; ForbiddenError when the rule refuses
  */
 export async function assertCanReadPatient(
@@ -62,7 +117,7 @@ export async function assertCanReadPatient(
   auditActor: AuditActor,
   patientId: string,
   action: AuditAction,
-): Promise<PatientFacts> {
+): Promise<PatientAccess> {
   const facts = (await loadPatientFacts(deps, actor, [patientId])).get(patientId);
   if (!facts) {
     await recordAudit(
@@ -96,5 +151,13 @@ export async function assertCanReadPatient(
     );
     throw new ForbiddenError("You may not access this patient's record", decision.rule);
   }
-  return facts;
+  if (decision.basis === "break_glass") {
+    await recordBreakGlassUse(
+      deps,
+      auditActor,
+      [{ patientId, grantId: decision.breakGlassGrantId }],
+      action,
+    );
+  }
+  return { ...facts, basis: decision.basis };
 }

@@ -17,6 +17,11 @@ export const getInput = z.strictObject({
   entryLimit: z.number().int().min(1).max(500).default(200),
 });
 
+/**
+ * Demographics as returned. Each role gets exactly its whitelist
+ * (`patientViewFor(role).demographicFields`): every role that may read a record sees the
+ * front-desk fields; the SSN only the patient themself — absent (not null) for everyone else.
+ */
 export const demographicsOutput = z.object({
   name: z.object({
     family: z.string(),
@@ -37,7 +42,7 @@ export const demographicsOutput = z.object({
       country: z.string().nullable(),
     })
     .nullable(),
-  ssn: z.string().nullable(),
+  ssn: z.string().nullable().optional(),
   mrn: z.string().nullable(),
   deceased: z.union([z.string(), z.boolean()]).nullable(),
 });
@@ -65,10 +70,17 @@ export const clinicalKind = z.enum([
   "note",
 ]);
 
+/**
+ * `patients.get` output. Clinical entries are listed for every role that may read the record;
+ * `resource` (the FHIR body) only for roles whose view includes clinical bodies (patient self,
+ * clinicians). `access` says on what basis the read was allowed (`break_glass` under an emergency
+ * grant).
+ */
 export const getOutput = z.object({
   id: z.uuid(),
   organizationId: z.uuid(),
   version: z.number().int(),
+  access: z.enum(["self", "care_relationship", "break_glass", "organization"]),
   demographics: demographicsOutput,
   entries: z.array(
     z.object({
@@ -81,4 +93,22 @@ export const getOutput = z.object({
     }),
   ),
   entriesTruncated: z.boolean(),
+});
+
+/** `patients.exportMyRecord` input: nothing (the caller's own record). */
+export const exportMyRecordInput = z.strictObject({}).optional();
+
+/** A FHIR R4 Bundle (type `collection`, Patient/$everything content). */
+export const fhirBundleOutput = z.object({
+  resourceType: z.literal("Bundle"),
+  type: z.literal("collection"),
+  id: z.string(),
+  timestamp: z.string(),
+  meta: z.object({ lastUpdated: z.string() }),
+  entry: z.array(
+    z.object({
+      fullUrl: z.string().optional(),
+      resource: z.record(z.string(), z.unknown()),
+    }),
+  ),
 });

@@ -2,9 +2,11 @@ import { and, desc, eq, inArray } from "drizzle-orm";
 import type { z } from "zod";
 import { clinicalEntries, patients } from "../../db/schema/index.ts";
 import { type AuditActor, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor, Role } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { assertCanReadPatient, loadPatientFacts } from "./access.ts";
+import { ForbiddenError, NotFoundError } from "../errors.ts";
+import { exportPatientBundle, type FhirBundle } from "../fhir/export.ts";
+import { assertCanReadPatient, loadPatientFacts, recordBreakGlassUse } from "./access.ts";
 import type { Demographics } from "./demographics.ts";
 import { canReadPatient, patientViewFor } from "./policy.ts";
 import type { getOutput, searchInput, searchOutput } from "./schemas.ts";
@@ -12,6 +14,38 @@ import type { getOutput, searchInput, searchOutput } from "./schemas.ts";
 export type SearchInput = z.infer<typeof searchInput>;
 export type SearchResult = z.infer<typeof searchOutput>;
 export type PatientRecord = z.infer<typeof getOutput>;
+export type DemographicsView = PatientRecord["demographics"];
+
+/**
+ * Minimum-necessary serializer (45 CFR 164.502(b)): exactly the demographics fields of `role`'s
+ * whitelist (`patientViewFor(role).demographicFields`), copied one by one; nothing else of the
+ * decrypted value can reach a response.
+ */
+export function serializeDemographics(role: Role, d: Demographics): DemographicsView {
+  const out: Record<string, unknown> = {};
+  for (const field of patientViewFor(role).demographicFields) {
+    const value = d[field];
+    out[field] = value !== null && typeof value === "object" ? structuredClone(value) : value;
+  }
+  return out as DemographicsView;
+}
+
+/** What an appointment reminder may carry about the patient: first name and contact, nothing else. */
+export interface ReminderContact {
+  /** First given name, or null when the record has none. */
+  givenName: string | null;
+  phone: string | null;
+  email: string | null;
+}
+
+/**
+ * The `service` role's whole view of a patient (minimum necessary for a reminder: first name and
+ * contact; the appointment time comes from the appointment itself). Never the family name, birth
+ * date, address, identifiers or anything clinical.
+ */
+export function reminderContactView(d: Demographics): ReminderContact {
+  return { givenName: d.name.given[0] ?? null, phone: d.phone, email: d.email };
+}
 
 /**
  * Exact-match patient search through blind indexes: by MRN, or by family name + birth date
@@ -46,9 +80,15 @@ export async function searchPatients(
     actor,
     rows.map((r) => r.id),
   );
+  const breakGlass: { patientId: string; grantId: string }[] = [];
   const visible = rows.filter((r) => {
     const f = facts.get(r.id);
-    return f !== undefined && canReadPatient(actor, f).allowed;
+    if (f === undefined) return false;
+    const decision = canReadPatient(actor, f);
+    if (decision.allowed && decision.basis === "break_glass") {
+      breakGlass.push({ patientId: r.id, grantId: decision.breakGlassGrantId });
+    }
+    return decision.allowed;
   });
   const results = visible.map((r) => {
     const d = deps.crypto.open<Demographics>("patients", "demographics", r.id, r.demographics);
@@ -82,13 +122,18 @@ export async function searchPatients(
         ],
     deps.now(),
   );
+  if (breakGlass.length > 0) {
+    await recordBreakGlassUse(deps, auditActor, breakGlass, "patient.search");
+  }
   return results;
 }
 
 /**
- * Read one patient's record: decrypted demographics and the most recent clinical entries
- * (`entryLimit`, newest first). Clinical bodies only for roles whose view allows them.
- * Audited as `patient.read` (allowed or denied).
+ * Read one patient's record through the caller's whitelist (`patientViewFor(role)`): the
+ * demographics fields of the role and the most recent clinical entries (`entryLimit`, newest
+ * first), with FHIR bodies only for roles that see them (the sealed body is not even selected
+ * otherwise). Audited as `patient.read` with the access basis (allowed or
+ * denied; a break-the-glass read also as `access.break_glass_used`).
  * @throws NotFoundError, ForbiddenError
  */
 export async function getPatient(
@@ -97,27 +142,45 @@ export async function getPatient(
   auditActor: AuditActor,
   input: { patientId: string; entryLimit: number },
 ): Promise<PatientRecord> {
-  await assertCanReadPatient(deps, actor, auditActor, input.patientId, "patient.read");
+  const access = await assertCanReadPatient(
+    deps,
+    actor,
+    auditActor,
+    input.patientId,
+    "patient.read",
+  );
   const view = patientViewFor(actor.role);
   const [row] = await deps.db
-    .select()
+    .select({
+      id: patients.id,
+      organizationId: patients.organizationId,
+      version: patients.version,
+      demographics: patients.demographics,
+    })
     .from(patients)
     .where(eq(patients.id, input.patientId))
     .limit(1);
   if (!row) throw new Error("patient vanished between policy check and read");
   const entryRows = await deps.db
-    .select()
+    .select({
+      id: clinicalEntries.id,
+      kind: clinicalEntries.kind,
+      recordedAt: clinicalEntries.recordedAt,
+      source: clinicalEntries.source,
+      // The sealed body is not even read for roles that may not see it.
+      ...(view.clinicalBodies ? { body: clinicalEntries.body } : {}),
+    })
     .from(clinicalEntries)
     .where(eq(clinicalEntries.patientId, row.id))
     .orderBy(desc(clinicalEntries.recordedAt), desc(clinicalEntries.id))
     .limit(input.entryLimit + 1);
   const truncated = entryRows.length > input.entryLimit;
-  const entries = entryRows.slice(0, input.entryLimit).map((e) => ({
+  const entries: PatientRecord["entries"] = entryRows.slice(0, input.entryLimit).map((e) => ({
     id: e.id,
     kind: e.kind,
     recordedAt: e.recordedAt,
     source: e.source,
-    ...(view.clinicalBodies
+    ...("body" in e && typeof e.body === "string"
       ? {
           resource: deps.crypto.open<Record<string, unknown>>(
             "clinical_entries",
@@ -137,23 +200,121 @@ export async function getPatient(
       resourceType: "Patient",
       resourceId: row.id,
       patientId: row.id,
-      details: { entries: entries.length, clinicalBodies: view.clinicalBodies },
+      reason: access.basis === "break_glass" ? "break_glass" : null,
+      details: {
+        entries: entries.length,
+        clinicalBodies: view.clinicalBodies,
+        basis: access.basis,
+        ...(access.breakGlassGrantId && access.basis === "break_glass"
+          ? { grantId: access.breakGlassGrantId }
+          : {}),
+      },
     },
     deps.now(),
+  );
+  const demographics = deps.crypto.open<Demographics>(
+    "patients",
+    "demographics",
+    row.id,
+    row.demographics,
   );
   return {
     id: row.id,
     organizationId: row.organizationId,
     version: row.version,
-    demographics: deps.crypto.open<Demographics>(
-      "patients",
-      "demographics",
-      row.id,
-      row.demographics,
-    ),
+    access: access.basis,
+    demographics: serializeDemographics(actor.role, demographics),
     entries,
     entriesTruncated: truncated,
   };
+}
+
+/**
+ * The reminder projection of one patient (first name, phone, e-mail) for the `service` role and
+ * the front desk of the patient's organization — the minimum a reminder needs (45 CFR 164.502(b)).
+ * Audited as `patient.read` with `view: "reminder_contact"`; a refusal is audited as denied.
+ * @throws NotFoundError when the patient does not exist; ForbiddenError for another organization
+ *   or another role
+ */
+export async function reminderContact(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+  patientId: string,
+): Promise<ReminderContact> {
+  const [row] = await deps.db
+    .select({
+      id: patients.id,
+      organizationId: patients.organizationId,
+      demographics: patients.demographics,
+    })
+    .from(patients)
+    .where(eq(patients.id, patientId))
+    .limit(1);
+  const allowedRole = actor.role === "service" || actor.role === "staff" || actor.role === "admin";
+  const rule = !row
+    ? "not_found"
+    : !allowedRole
+      ? "role"
+      : row.organizationId !== actor.organizationId
+        ? "other_organization"
+        : null;
+  await recordAudit(
+    deps.db,
+    auditActor,
+    {
+      action: "patient.read",
+      outcome: rule ? "denied" : "allowed",
+      resourceType: "Patient",
+      resourceId: patientId,
+      patientId: row ? patientId : null,
+      details: rule ? { rule, view: "reminder_contact" } : { view: "reminder_contact" },
+    },
+    deps.now(),
+  );
+  if (!row) throw new NotFoundError("Patient not found");
+  if (rule) throw new ForbiddenError("You may not access this patient's contact details", rule);
+  return reminderContactView(
+    deps.crypto.open<Demographics>("patients", "demographics", row.id, row.demographics),
+  );
+}
+
+/**
+ * `patients.exportMyRecord`: the signed-in patient's whole record as a FHIR R4 Bundle
+ * (Patient/$everything content, type `collection`; right of access, 45 CFR 164.524). Audited as
+ * `patient.export` with the number of resources.
+ * @throws NotFoundError when the account is not linked to a patient record
+ */
+export async function exportMyRecord(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+): Promise<FhirBundle> {
+  if (!actor.patientId) {
+    await recordAudit(
+      deps.db,
+      auditActor,
+      { action: "patient.export", outcome: "denied", details: { rule: "no_patient_record" } },
+      deps.now(),
+    );
+    throw new NotFoundError("No patient record is linked to this account", "no_patient_record");
+  }
+  await assertCanReadPatient(deps, actor, auditActor, actor.patientId, "patient.export");
+  const bundle = await exportPatientBundle(deps, actor.patientId);
+  await recordAudit(
+    deps.db,
+    auditActor,
+    {
+      action: "patient.export",
+      outcome: "allowed",
+      resourceType: "Patient",
+      resourceId: actor.patientId,
+      patientId: actor.patientId,
+      details: { resources: bundle.entry.length, format: "fhir-r4-bundle" },
+    },
+    deps.now(),
+  );
+  return bundle;
 }
 
 /** Patients linked to portal accounts or practitioners, by id (used by demo seeding and tests). */
