@@ -1,0 +1,111 @@
+/**
+ * Throughput of the reminder queue: claim + complete, in reminders per second, through the real
+ * cron processes (`server/reminders/cron/cli.ts`, log transport: no SMTP) against one Haven server
+ * on PostgreSQL. Measures 1 worker, then 4 workers at once, in the same run and on the same
+ * database, and prints the ratio, plus how busy the (single) Haven server process was: when its event
+ * loop is saturated, more workers cannot help and more app instances would. A run's time is the cron's own `elapsedMs` (first claim to last
+ * report; process start-up excluded); for 4 workers, the slowest worker's.
+ *
+ * Usage: `npx tsx bench/reminders.ts [reminders=4000] [rounds=2]`
+ * Needs PostgreSQL at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); it
+ * creates and drops its own database.
+ */
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { Writable } from "node:stream";
+import postgres from "postgres";
+import { openDatabase } from "../db/client.ts";
+import { startHaven } from "../server/app.ts";
+import { createApiKey } from "../server/auth/api-keys.ts";
+import { loadConfig } from "../server/config.ts";
+import { seedDueReminders } from "../server/reminders/test/fixtures.ts";
+import { type CronSummary, killAll, spawnCron } from "../server/reminders/test/processes.ts";
+import { makeOrganization } from "../server/test/factory.ts";
+
+const total = Number(process.argv[2] ?? 4000);
+const rounds = Number(process.argv[3] ?? 2);
+const adminUrl = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const dbName = `haven_bench_reminders_${randomBytes(4).toString("hex")}`;
+const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+await admin.unsafe(`CREATE DATABASE "${dbName}"`);
+const url = new URL(adminUrl);
+url.pathname = `/${dbName}`;
+
+const key32 = () => randomBytes(32).toString("base64");
+const silent = new Writable({ write: (_c, _e, cb) => cb() });
+const database = await openDatabase({ url: url.toString(), maxConnections: 20 });
+const haven = await startHaven(
+  loadConfig({
+    DATABASE_URL: url.toString(),
+    PORT: "0",
+    HAVEN_DEMO: "false",
+    HAVEN_PHI_KEYS: `bench:${key32()}`,
+    HAVEN_BLIND_INDEX_KEY: key32(),
+    LOG_LEVEL: "warn",
+  }),
+  { logDestination: silent, database },
+);
+
+async function measure(workers: number, orgId: string, key: string): Promise<number> {
+  const deps = haven.services.deps;
+  await seedDueReminders(deps, { organizationId: orgId, count: total, now: deps.now() });
+  const env = {
+    HAVEN_REMINDER_CONCURRENCY: "8",
+    HAVEN_REMINDER_BATCH_SIZE: "50",
+    LOG_LEVEL: "info",
+  };
+  const elu = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
+  const wall = performance.now();
+  const procs = Array.from({ length: workers }, () =>
+    spawnCron({ url: haven.url, apiKey: key, env }),
+  );
+  const codes = await Promise.all(procs.map((p) => p.exit));
+  const busy = performance.eventLoopUtilization(elu).utilization;
+  const used = process.cpuUsage(cpu);
+  const cpuShare = (used.user + used.system) / 1000 / (performance.now() - wall);
+  if (codes.some((c) => c !== 0)) {
+    throw new Error(`a worker failed: ${procs.map((p) => p.stderr()).join("\n")}`);
+  }
+  const summaries = procs.map((p) => p.summaries().at(-1) as CronSummary);
+  const sent = summaries.reduce((n, s) => n + s.sent, 0);
+  if (sent !== total) throw new Error(`expected ${total} sent, got ${sent}`);
+  const ms = Math.max(...summaries.map((s) => s.elapsedMs));
+  const rate = (total / ms) * 1000;
+  console.log(
+    `${workers} worker(s): ${total} reminders in ${ms} ms = ${rate.toFixed(0)} reminders/s ` +
+      `(per worker: ${summaries.map((s) => s.sent).join(", ")}); Haven server: event loop ` +
+      `${(busy * 100).toFixed(0)}% busy, ${(cpuShare * 100).toFixed(0)}% of a core (incl. worker start-up)`,
+  );
+  return rate;
+}
+
+try {
+  console.log(
+    `reminder queue throughput, claim+complete over HTTP, log transport, ${total} reminders per run`,
+  );
+  const results: { one: number; four: number }[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const org = await makeOrganization(haven.services.deps);
+    const { key } = await createApiKey(
+      haven.services.deps,
+      { organizationId: org, name: "bench", scopes: ["reminders"], createdBy: null },
+      null,
+    );
+    const one = await measure(1, org, key);
+    const four = await measure(4, org, key);
+    results.push({ one, four });
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const one = median(results.map((r) => r.one));
+  const four = median(results.map((r) => r.four));
+  console.log(
+    `median: 1 worker ${one.toFixed(0)}/s, 4 workers ${four.toFixed(0)}/s, ratio ${(four / one).toFixed(2)}x`,
+  );
+} finally {
+  await killAll();
+  await haven.close();
+  await database.close();
+  await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+  await admin.end();
+}
