@@ -1,14 +1,20 @@
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
+import { privacySettingsFrom } from "./access/settings.ts";
+import { schedulingSettingsFrom } from "./appointments/settings.ts";
+import { AuditSealer } from "./audit/sealer.ts";
 import { SessionManager } from "./auth/session.ts";
 import type { AppConfig } from "./config.ts";
 import type { AppServices } from "./context.ts";
+import { checkBlindIndexKey } from "./crypto/fingerprint.ts";
 import { loadKeys } from "./crypto/load.ts";
 import { PhiCrypto } from "./crypto/phi.ts";
 import { type DemoSeedResult, seedDemo } from "./demo/seed.ts";
 import { buildServer } from "./http.ts";
 import { createLogger } from "./logger.ts";
+import { createMailTransport } from "./mail/transport.ts";
+import { reminderSettingsFrom } from "./reminders/settings.ts";
 import { appRouter } from "./router.ts";
 
 export interface StartOptions {
@@ -56,17 +62,29 @@ export async function startHaven(
       crypto: new PhiCrypto(keys.keyring),
       now: options.now ?? (() => new Date()),
     };
+    // Refuse to serve with a blind-index key other than the one the stored indexes were built
+    // with: searches and logins would silently miss (`npm run keys -- reindex`).
+    await checkBlindIndexKey(database.db, deps.crypto, deps.now());
     const services: AppServices = {
       deps,
       log,
+      pubsub: database,
+      scheduling: schedulingSettingsFrom(config),
+      privacy: privacySettingsFrom(config),
+      reminders: reminderSettingsFrom(config),
+      mail: createMailTransport(config, log),
       sessions: new SessionManager(database.db, {
         ttlHours: config.HAVEN_SESSION_TTL_HOURS,
+        idleTimeoutMinutes: config.HAVEN_IDLE_TIMEOUT_MINUTES,
         secureCookies: config.NODE_ENV === "production",
+        now: deps.now,
       }),
     };
     const demoWanted =
       config.HAVEN_DEMO === "true" || (config.HAVEN_DEMO === "auto" && database.kind === "pglite");
-    const demo = demoWanted ? await seedDemo(deps) : { seeded: false };
+    const demo = demoWanted
+      ? await seedDemo(deps, { loginsFile: `${config.HAVEN_DATA_DIR}/demo-logins.txt` })
+      : { seeded: false };
     const app = await buildServer({
       router: appRouter,
       services,
@@ -74,6 +92,9 @@ export async function startHaven(
       allowedOrigins: config.HAVEN_ALLOWED_ORIGINS,
     });
     await app.listen({ host: config.HOST, port: config.PORT });
+    // Extends the audit hash chain in the background (one sealer across instances).
+    const sealer = new AuditSealer(database.db, log, config.HAVEN_AUDIT_SEAL_INTERVAL_MS);
+    sealer.start();
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.PORT;
     const host = config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST;
@@ -87,6 +108,8 @@ export async function startHaven(
       demo,
       close: async () => {
         await app.close();
+        await sealer.stop();
+        await services.mail.close();
         if (!options.database) await database.close();
       },
     };

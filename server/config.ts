@@ -51,7 +51,92 @@ const envSchema = z.object({
     .positive()
     .max(24 * 30)
     .default(12),
+  /** Idle timeout (automatic logoff) for clinician/staff/admin sessions, minutes (45 CFR 164.312(a)(2)(iii)). */
+  HAVEN_IDLE_TIMEOUT_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60)
+    .default(15),
+  /** SMTP URL for outgoing mail (`smtp://user:pass@host:587`, `smtps://…`); unset logs mail ids only. */
+  HAVEN_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL")
+    .optional(),
+  /** Sender of Haven's e-mails (password reset, invitations, reminders). */
+  HAVEN_MAIL_FROM: z.string().min(3).default("Haven <no-reply@haven.invalid>"),
+  /** Public URL of the portal, used in links inside e-mails (invitations, password reset). */
+  HAVEN_PUBLIC_URL: z.url().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Break-the-glass grant lifetime, minutes (emergency access is time-boxed; 45 CFR 164.312(a)(2)(ii)). */
+  HAVEN_BREAK_GLASS_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(5)
+    .max(24 * 60)
+    .default(60),
+  /** How often the background sealer extends the audit hash chain, ms (0 disables it in this process). */
+  HAVEN_AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  /**
+   * Appointment reminder offsets before the visit: comma-separated `<n>m`, `<n>h` or `<n>d`
+   * (default 24 h and 2 h), parsed to distinct minutes, largest first.
+   */
+  HAVEN_REMINDER_OFFSETS: z
+    .string()
+    .default("24h,2h")
+    .transform((s, ctx) => {
+      const minutes = new Set<number>();
+      for (const part of s.split(",").map((p) => p.trim())) {
+        if (part === "") continue;
+        const m = /^(\d{1,5})([mhd])$/.exec(part);
+        const n = m
+          ? Number(m[1]) * ({ m: 1, h: 60, d: 1440 } as const)[m[2] as "m" | "h" | "d"]
+          : 0;
+        if (!m || n < 1 || n > 30 * 1440) {
+          ctx.addIssue({
+            code: "custom",
+            message: `"${part}" is not an offset like 24h, 90m or 2d (1 minute to 30 days)`,
+          });
+          return z.NEVER;
+        }
+        minutes.add(n);
+      }
+      if (minutes.size > 5) {
+        ctx.addIssue({ code: "custom", message: "at most 5 reminder offsets" });
+        return z.NEVER;
+      }
+      return [...minutes].sort((a, b) => b - a);
+    }),
+  /** Reminder channels created for each booking, comma-separated (`email`, `sms`). */
+  HAVEN_REMINDER_CHANNELS: z
+    .string()
+    .default("email")
+    .transform((s) => [
+      ...new Set(
+        s
+          .split(",")
+          .map((c) => c.trim())
+          .filter(Boolean),
+      ),
+    ])
+    .pipe(z.array(z.enum(["email", "sms"])).min(1, "name at least one channel")),
+  /** Patients may cancel or reschedule their own appointment only until this many hours before it. */
+  HAVEN_PATIENT_CANCEL_CUTOFF_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 30)
+    .default(24),
+  /** Reminder delivery attempts (claims) before a reminder becomes `failed` (dead letter). */
+  HAVEN_REMINDER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  /** First retry delay after a failed delivery, seconds; doubles per attempt. */
+  HAVEN_REMINDER_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Longest retry delay, seconds. */
+  HAVEN_REMINDER_BACKOFF_MAX_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .default(3_600),
 });
 
 export type AppConfig = z.infer<typeof envSchema>;

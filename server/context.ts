@@ -1,15 +1,29 @@
-import type { Database } from "../db/client.ts";
+import type { Database, DatabaseHandle } from "../db/client.ts";
+import { DEFAULT_PRIVACY_SETTINGS, type PrivacySettings } from "./access/settings.ts";
+import type { SchedulingSettings } from "./appointments/settings.ts";
 import type { AuditActor } from "./audit/service.ts";
 import type { Actor } from "./auth/roles.ts";
 import type { CookieSpec, SessionManager } from "./auth/session.ts";
 import type { ServiceDeps } from "./deps.ts";
 import type { Logger } from "./logger.ts";
+import type { MailTransport } from "./mail/transport.ts";
+import { DEFAULT_REMINDER_SETTINGS, type ReminderSettings } from "./reminders/settings.ts";
 
 /** Process-wide services shared by every request. */
 export interface AppServices {
   deps: ServiceDeps & { db: Database };
   sessions: SessionManager;
   log: Logger;
+  /** Outgoing mail (password reset, invitations, reminders); SMTP or the log transport. */
+  mail: MailTransport;
+  /** Postgres LISTEN/NOTIFY of this instance's database (live appointment changes). */
+  pubsub: Pick<DatabaseHandle, "listen" | "notify">;
+  /** Configured appointment rules (reminder offsets, patient cancel cutoff). */
+  scheduling: SchedulingSettings;
+  /** Configured privacy rules (break-the-glass grant length); defaults when absent. */
+  privacy?: PrivacySettings;
+  /** Reminder queue rules (retry budget, backoff); defaults when absent. */
+  reminders?: ReminderSettings;
 }
 
 /** Per-request tRPC context. Handlers read the caller from `actor` (null when anonymous). */
@@ -17,9 +31,16 @@ export interface Context {
   deps: ServiceDeps & { db: Database };
   sessions: SessionManager;
   log: Logger;
+  mail: MailTransport;
+  pubsub: AppServices["pubsub"];
+  scheduling: SchedulingSettings;
+  privacy: PrivacySettings;
+  reminders: ReminderSettings;
   actor: Actor | null;
-  /** Whether the current session has passed MFA (always false until MFA ships, issue 3). */
+  /** Whether the current session has passed MFA (TOTP or a recovery code). */
   mfaVerified: boolean;
+  /** Whether the caller has a confirmed TOTP authenticator (then MFA applies whatever the role). */
+  mfaEnrolled: boolean;
   /** The caller as audit records see it (ids only). */
   auditActor: AuditActor;
   requestId: string;
@@ -32,6 +53,7 @@ export interface Context {
 export interface InnerContextOptions {
   actor?: Actor | null;
   mfaVerified?: boolean;
+  mfaEnrolled?: boolean;
   requestId?: string;
   ip?: string | null;
   userAgent?: string | null;
@@ -50,8 +72,14 @@ export function createContextInner(services: AppServices, opts: InnerContextOpti
     deps: services.deps,
     sessions: services.sessions,
     log: services.log,
+    mail: services.mail,
+    pubsub: services.pubsub,
+    scheduling: services.scheduling,
+    privacy: services.privacy ?? DEFAULT_PRIVACY_SETTINGS,
+    reminders: services.reminders ?? DEFAULT_REMINDER_SETTINGS,
     actor,
     mfaVerified: opts.mfaVerified ?? false,
+    mfaEnrolled: opts.mfaEnrolled ?? false,
     auditActor: {
       userId: actor?.userId ?? null,
       role: actor?.role ?? null,

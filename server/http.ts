@@ -13,8 +13,10 @@ import Fastify, {
 } from "fastify";
 import { v7 as uuidv7 } from "uuid";
 import type { DatabaseHandle } from "../db/client.ts";
+import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
+import { TooManyRequestsError } from "./errors.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess } from "./trpc.ts";
 
@@ -43,17 +45,28 @@ function requestOrigin(req: FastifyRequest): string {
 }
 
 /**
- * CSRF defence (ARCHITECTURE §3 known traps): a POST to /trpc that would be authenticated by the
- * session cookie (no bearer token) must carry an `Origin` equal to the server's own origin or one of
- * `allowedOrigins`. tRPC runs mutations from cross-site form posts, so this is not optional.
+ * CSRF defence (ARCHITECTURE §3 known traps; OWASP ASVS 4.2.2, 3.5.3). tRPC runs mutations from
+ * cross-site `multipart/form-data` and `text/plain` form posts, so this is not optional:
+ * - a request with an `Authorization` header is exempt: it is authenticated by that header only
+ *   (never by the cookie), and browsers send no such header cross-site without a CORS grant;
+ * - any other POST that carries an `Origin` must come from the server's own origin or one of
+ *   `allowedOrigins` (this also stops login CSRF, which sets a cookie);
+ * - a POST without `Origin` (non-browser clients) must not carry the session cookie;
+ * - a cookie-carrying GET (queries only: tRPC refuses mutations over GET) that the browser marks
+ *   `Sec-Fetch-Site: cross-site` is refused too, so a cross-site link cannot make a victim's
+ *   browser read (and audit a read of) a record.
  */
-function isCsrfSafe(req: FastifyRequest, allowed: Set<string>): boolean {
-  if (req.method !== "POST") return true;
-  if (req.headers.authorization?.startsWith("Bearer ")) return true;
-  if (!req.cookies[SESSION_COOKIE]) return true;
+export function isCsrfSafe(req: FastifyRequest, allowed: Set<string>): boolean {
+  if (req.headers.authorization !== undefined) return true;
   const origin = req.headers.origin;
-  if (!origin) return false;
-  return origin === requestOrigin(req) || allowed.has(origin);
+  const originOk = origin !== undefined && (origin === requestOrigin(req) || allowed.has(origin));
+  const hasCookie = Boolean(req.cookies[SESSION_COOKIE]);
+  if (req.method === "POST") {
+    if (origin !== undefined) return originOk;
+    return !hasCookie;
+  }
+  if (hasCookie && req.headers["sec-fetch-site"] === "cross-site") return originOk;
+  return true;
 }
 
 /**
@@ -103,6 +116,19 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
   });
 
+  // Live SSE streams (appointments.onChange) never finish on their own: on close (SIGTERM drain),
+  // end them so in-flight requests can drain; clients reconnect elsewhere with lastEventId.
+  const streams = new Set<FastifyReply["raw"]>();
+  app.addHook("onRequest", async (req, reply) => {
+    if (req.headers.accept?.includes("text/event-stream")) {
+      streams.add(reply.raw);
+      reply.raw.once("close", () => streams.delete(reply.raw));
+    }
+  });
+  app.addHook("preClose", async () => {
+    for (const s of streams) s.destroy();
+  });
+
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
     try {
@@ -117,16 +143,19 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     const setCookie = (c: CookieSpec) => {
       void res.setCookie(c.name, c.value, c.attributes);
     };
-    const bearer = services.sessions.readBearer(req.headers.authorization);
-    const token = bearer ?? req.cookies[SESSION_COOKIE] ?? null;
-    const validated = token ? await services.sessions.validate(token) : null;
-    if (validated?.refreshed && !bearer && token) {
+    const cookieToken = req.cookies[SESSION_COOKIE];
+    const auth = await authenticate(services, {
+      authorization: req.headers.authorization,
+      cookie: cookieToken,
+    });
+    if (auth?.refreshCookie && cookieToken) {
       // Re-set the RAW token, never the stored hash (ARCHITECTURE §3 known traps).
-      setCookie(services.sessions.cookie(token));
+      setCookie(services.sessions.cookie(cookieToken));
     }
     return createContextInner(services, {
-      actor: validated?.actor ?? null,
-      mfaVerified: validated?.mfaVerified ?? false,
+      actor: auth?.actor ?? null,
+      mfaVerified: auth?.mfaVerified ?? false,
+      mfaEnrolled: auth?.mfaEnrolled ?? false,
       requestId: String(req.id),
       ip: req.ip ?? null,
       userAgent: req.headers["user-agent"] ?? null,
@@ -141,6 +170,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       createContext,
       allowMethodOverride: true,
       maxBatchSize: 20,
+      // 429 answers carry `Retry-After` (seconds), as well as `data.retryAfterSeconds`.
+      responseMeta({ errors }) {
+        let retry = 0;
+        for (const e of errors) {
+          if (e.cause instanceof TooManyRequestsError)
+            retry = Math.max(retry, e.cause.retryAfterSeconds);
+        }
+        return retry > 0 ? { headers: { "retry-after": String(retry) } } : {};
+      },
       onError({ error, path, ctx, type }) {
         if (error.code === "INTERNAL_SERVER_ERROR") {
           services.log.error(

@@ -32,6 +32,26 @@ export const REDACT_PATHS = [
   "*.ssn",
   "mrn",
   "*.mrn",
+  // Free text and FHIR bodies that may hold PHI (break-the-glass reasons, review notes, visit
+  // reasons, clinical resources), and MFA material.
+  "address",
+  "*.address",
+  "given",
+  "*.given",
+  "family",
+  "*.family",
+  "reason",
+  "*.reason",
+  "note",
+  "*.note",
+  "resource",
+  "*.resource",
+  "body",
+  "*.body",
+  "secret",
+  "*.secret",
+  "totpSecret",
+  "*.totpSecret",
 ];
 
 /** Create the process logger (JSON lines). `destination` lets tests capture output. */

@@ -41,10 +41,20 @@ try {
   }
   if (haven.demo.seeded || (config.HAVEN_DEMO !== "false" && haven.database.kind === "pglite")) {
     lines.push("  Demo logins (synthetic data; see README 'Try it'):");
-    for (const l of DEMO_LOGINS)
+    for (const l of DEMO_LOGINS) {
       lines.push(
         `    ${l.role.padEnd(9)} ${l.email.padEnd(22)} ${l.password.padEnd(26)} ${l.note}`,
       );
+      const totp = haven.demo.totp?.find((t) => t.role === l.role);
+      if (totp)
+        lines.push(
+          `${" ".repeat(14)}TOTP secret ${totp.secret}  (code: npm run totp -- ${totp.secret})`,
+        );
+    }
+    lines.push(
+      "  Admin, staff and clinician need a TOTP code after the password (auth.mfa.verify).",
+      `  Their secrets and otpauth:// URIs: ${config.HAVEN_DATA_DIR}/demo-logins.txt (mode 0600).`,
+    );
   }
   console.log(lines.join("\n"));
 

@@ -23,7 +23,7 @@ afterAll(async () => {
 describe("startup guard: every procedure declares meta({ roles })", () => {
   it("refuses a router with a procedure that has no meta", async () => {
     const bad = router({
-      fine: publicProcedure.meta({ roles: "public" }).query(() => 1),
+      fine: publicProcedure.meta({ roles: "public", phi: false }).query(() => 1),
       nested: router({ forgotten: protectedProcedure.query(() => 2) }),
     });
     expect(() => assertEveryProcedureDeclaresAccess(bad)).toThrow(/nested\.forgotten/);
@@ -38,7 +38,9 @@ describe("startup guard: every procedure declares meta({ roles })", () => {
   });
 
   it("refuses an empty roles list", () => {
-    const bad = router({ nobody: protectedProcedure.meta({ roles: [] }).query(() => 1) });
+    const bad = router({
+      nobody: protectedProcedure.meta({ roles: [], phi: false }).query(() => 1),
+    });
     expect(() => assertEveryProcedureDeclaresAccess(bad)).toThrow(/nobody/);
   });
 });
@@ -47,7 +49,7 @@ describe("error formatting over HTTP", () => {
   it("an internal error returns a generic message with the request id, never the message or stack", async () => {
     const boom = router({
       boom: publicProcedure
-        .meta({ roles: "public" })
+        .meta({ roles: "public", phi: false })
         .input(z.object({}).optional())
         .query(() => {
           throw new Error("SELECT secret FROM patients WHERE ssn = '999-12-3456'");

@@ -2,7 +2,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
 import { recordAudit } from "./audit/service.ts";
-import type { Role } from "./auth/roles.ts";
+import { type ApiKeyScope, isPrivileged, type Role } from "./auth/roles.ts";
 import type { Context } from "./context.ts";
 import { DecryptionError } from "./crypto/envelope.ts";
 import {
@@ -17,12 +17,25 @@ import {
 } from "./errors.ts";
 
 /**
- * Who may call a procedure. Every procedure declares it (`.meta({ roles })`); the one access
+ * Who may call a procedure. Every procedure declares it (`.meta({ roles, phi })`); the one access
  * middleware enforces it, and `assertEveryProcedureDeclaresAccess` fails startup when one doesn't.
  * `"public"` means no session needed (login, health).
  */
 export interface Meta {
   roles: "public" | readonly Role[];
+  /**
+   * Does the procedure read or write PHI? Must be stated explicitly (startup guard). On PHI
+   * procedures a clinician/staff/admin session (or any account with an authenticator) that has not
+   * passed MFA gets FORBIDDEN with `data.reason = "mfa_required"` (45 CFR 164.312(d), ASVS 2.7/4.3.1).
+   */
+  phi: boolean;
+  /** Require MFA (as for PHI) although the procedure touches no PHI: account and key administration. */
+  mfa?: boolean;
+  /**
+   * The API-key scope a `service` caller needs. Procedures whose roles include `service` must declare
+   * one (startup guard); an API key may call only procedures whose scope it holds (deny by default).
+   */
+  scope?: ApiKeyScope;
 }
 
 /** One field-level validation problem, as returned in `error.data.issues`. */
@@ -178,7 +191,7 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
   if (!ctx.actor) {
     throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in required" });
   }
-  if (!roles.includes(ctx.actor.role)) {
+  const deny = async (rule: string) => {
     await recordAudit(
       ctx.deps.db,
       ctx.auditActor,
@@ -187,11 +200,33 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
         outcome: "denied",
         resourceType: "Procedure",
         resourceId: path,
-        details: { rule: "role" },
+        details: { rule },
       },
       ctx.deps.now(),
     );
+  };
+  if (!roles.includes(ctx.actor.role)) {
+    await deny("role");
     throw new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" });
+  }
+  const scope = meta?.scope;
+  if (ctx.actor.apiKeyId && (!scope || !(ctx.actor.scopes ?? []).includes(scope))) {
+    await deny("api_key_scope");
+    throw new ForbiddenError("This API key's scopes do not cover this procedure", "api_key_scope");
+  }
+  // Deny by default: a procedure that did not say `phi: false` is treated as touching PHI.
+  const needsMfa = meta?.phi !== false || meta?.mfa === true;
+  if (
+    needsMfa &&
+    !ctx.actor.apiKeyId &&
+    (isPrivileged(ctx.actor.role) || ctx.mfaEnrolled) &&
+    !ctx.mfaVerified
+  ) {
+    await deny("mfa");
+    throw new ForbiddenError(
+      "Complete multi-factor authentication (auth.mfa.verify) before this procedure",
+      "mfa_required",
+    );
   }
   return next();
 });
@@ -210,20 +245,36 @@ export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
 });
 
 /**
- * Startup guard: every procedure in the router must declare `meta.roles`; a protected one must not
- * be public. @throws Error naming each offending procedure path
+ * Startup guard: every procedure in the router must declare `meta.roles` (non-empty or "public")
+ * and `meta.phi` (true or false, explicitly), and one callable by `service` must declare
+ * `meta.scope`. @throws Error naming each offending procedure path
  */
 export function assertEveryProcedureDeclaresAccess(appRouter: {
   _def: { procedures: object };
 }): void {
   const missing: string[] = [];
+  const noPhi: string[] = [];
+  const noScope: string[] = [];
   for (const [path, proc] of Object.entries(
-    appRouter._def.procedures as Record<string, { _def: { meta?: Meta } }>,
+    appRouter._def.procedures as Record<string, { _def: { meta?: Partial<Meta> } }>,
   )) {
-    const roles = proc._def.meta?.roles;
+    const meta = proc._def.meta;
+    const roles = meta?.roles;
     if (roles !== "public" && (!Array.isArray(roles) || roles.length === 0)) missing.push(path);
+    if (typeof meta?.phi !== "boolean") noPhi.push(path);
+    if (Array.isArray(roles) && roles.includes("service") && !meta?.scope) noScope.push(path);
   }
   if (missing.length > 0) {
     throw new Error(`Procedures without meta({ roles }): ${missing.join(", ")}`);
+  }
+  if (noPhi.length > 0) {
+    throw new Error(
+      `Procedures without an explicit meta({ phi: true | false }): ${noPhi.join(", ")}`,
+    );
+  }
+  if (noScope.length > 0) {
+    throw new Error(
+      `Procedures callable by "service" without meta({ scope }): ${noScope.join(", ")}`,
+    );
   }
 }

@@ -1,13 +1,15 @@
-import { readdir } from "node:fs/promises";
+import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { asc, count, eq } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { careRelationships, patients, practitioners, users } from "../../db/schema/index.ts";
-import type { Role } from "../auth/roles.ts";
+import { enrolTotpDirectly, totpUri } from "../auth/mfa.ts";
+import { isPrivileged, type Role } from "../auth/roles.ts";
 import { createUser } from "../auth/service.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type ImportSummary, importFiles } from "../fhir/importer.ts";
+import { seedDemoHours } from "../scheduling/service.ts";
 
 /** The Synthea bundles shipped in the repo (synthetic, Apache-2.0). */
 export const DEMO_BUNDLE_DIR = resolve(
@@ -56,17 +58,55 @@ export const DEMO_LOGINS: DemoLogin[] = [
   },
 ];
 
+/** A demo account's TOTP enrolment (privileged demo roles must pass MFA before PHI). */
+export interface DemoTotp {
+  role: Role;
+  email: string;
+  /** base32 secret: `npm run totp -- <secret>` prints the current code. */
+  secret: string;
+  /** otpauth:// URI for authenticator apps. */
+  uri: string;
+}
+
 export interface DemoSeedResult {
   seeded: boolean;
   importSummary?: ImportSummary;
   patientId?: string;
+  /** TOTP secrets of the admin, staff and clinician demo accounts (first start only). */
+  totp?: DemoTotp[];
+  /** Where the logins and TOTP secrets were written (mode 0600), when a file was asked for. */
+  loginsFile?: string;
+}
+
+/**
+ * Write the demo logins and TOTP secrets to `file` with mode 0600, so a newcomer finds them after
+ * the first start's console output is gone. Synthetic demo accounts only.
+ */
+export async function writeDemoLoginsFile(file: string, totp: DemoTotp[]): Promise<void> {
+  const lines = [
+    "# Haven demo logins (synthetic data; embedded demo only). Keep this file private.",
+    "# Privileged accounts need a TOTP code after the password: `npm run totp -- <secret>`",
+    "# or scan the otpauth URI with any authenticator app.",
+    "",
+  ];
+  for (const l of DEMO_LOGINS) {
+    const t = totp.find((x) => x.role === l.role);
+    lines.push(`${l.role.padEnd(9)} ${l.email.padEnd(22)} ${l.password}`);
+    if (t) lines.push(`          totp secret ${t.secret}`, `          ${t.uri}`);
+  }
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
 }
 
 /**
  * Load the shipped Synthea bundles and create the demo accounts, when the database has no users
  * yet (idempotent: a second start does nothing).
  */
-export async function seedDemo(deps: ServiceDeps & { db: Database }): Promise<DemoSeedResult> {
+export async function seedDemo(
+  deps: ServiceDeps & { db: Database },
+  options: { loginsFile?: string } = {},
+): Promise<DemoSeedResult> {
   const [existing] = await deps.db.select({ n: count() }).from(users);
   if ((existing?.n ?? 0) > 0) return { seeded: false };
 
@@ -109,5 +149,20 @@ export async function seedDemo(deps: ServiceDeps & { db: Database }): Promise<De
     .update(practitioners)
     .set({ userId: ids.get("clinician") ?? null })
     .where(eq(practitioners.id, care.practitionerId));
-  return { seeded: true, importSummary, patientId: patient.id };
+  await seedDemoHours(deps.db, care.practitionerId);
+  const totp: DemoTotp[] = [];
+  for (const login of DEMO_LOGINS) {
+    const userId = ids.get(login.role);
+    if (!userId || !isPrivileged(login.role)) continue;
+    const secret = await enrolTotpDirectly(deps, userId);
+    totp.push({ role: login.role, email: login.email, secret, uri: totpUri(secret, login.email) });
+  }
+  if (options.loginsFile) await writeDemoLoginsFile(options.loginsFile, totp);
+  return {
+    seeded: true,
+    importSummary,
+    patientId: patient.id,
+    totp,
+    ...(options.loginsFile ? { loginsFile: options.loginsFile } : {}),
+  };
 }

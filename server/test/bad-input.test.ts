@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient, isHavenError } from "../../client-sdk/index.ts";
 import { patients } from "../../db/schema/index.ts";
-import { makeOrganization, makePatient, makeUser } from "./factory.ts";
+import { loginWithMfa, makeOrganization, makePatient, makeUser } from "./factory.ts";
 import { createHarness, type Harness } from "./harness.ts";
 
 /**
@@ -26,8 +26,7 @@ beforeAll(async () => {
   const pat = await makeUser(h.deps, "patient", org);
   await h.deps.db.update(patients).set({ userId: pat.userId }).where(eq(patients.id, patientId));
   const anon = createHavenClient({ url });
-  staffToken = (await anon.auth.login.mutate({ email: staff.email, password: staff.password }))
-    .token;
+  staffToken = await loginWithMfa(h, url, staff);
   patientToken = (await anon.auth.login.mutate({ email: pat.email, password: pat.password })).token;
 });
 afterAll(async () => {

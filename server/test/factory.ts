@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
+import { createHavenClient } from "../../client-sdk/index.ts";
 import type { Database } from "../../db/client.ts";
 import {
   careRelationships,
@@ -7,8 +8,10 @@ import {
   patients,
   practitioners,
 } from "../../db/schema/index.ts";
-import type { Role } from "../auth/roles.ts";
+import { createApiKey } from "../auth/api-keys.ts";
+import { API_KEY_SCOPES, type ApiKeyScope, type Role } from "../auth/roles.ts";
 import { createUser } from "../auth/service.ts";
+import { hashSessionToken, type SessionManager } from "../auth/session.ts";
 import type { PhiCrypto } from "../crypto/phi.ts";
 import type { ServiceDeps } from "../deps.ts";
 import type { Demographics } from "../patients/demographics.ts";
@@ -108,4 +111,43 @@ export async function makeUser(deps: Deps, role: Role, organizationId: string): 
   const password = `correct horse ${suffix()} battery`;
   const userId = await createUser(deps, { email, password, role, organizationId });
   return { userId, email, password, role, organizationId };
+}
+
+/**
+ * Sign a user in over HTTP (`auth.login` through the SDK) and complete MFA for that session, the
+ * way a clinician does after typing a TOTP code; returns the bearer token. The password step is the
+ * real one; the MFA step marks the session verified through `SessionManager.markMfaVerified` (the
+ * call `auth.mfa.verify` makes after checking a code), so tests can sign the same user in many
+ * times without running into TOTP replay protection. Works for any role (patients need no MFA).
+ */
+export async function loginWithMfa(
+  h: { services: { sessions: SessionManager } },
+  url: string,
+  user: { email: string; password: string },
+): Promise<string> {
+  const { token } = await createHavenClient({ url }).auth.login.mutate({
+    email: user.email,
+    password: user.password,
+  });
+  await h.services.sessions.markMfaVerified(hashSessionToken(token));
+  return token;
+}
+
+/**
+ * A `service` API key for an organization (what the reminder cron uses), created through the same
+ * service as `auth.apiKeys.create`. Use it as `createHavenClient({ url, token: key })`.
+ * @param scopes defaults to every scope
+ * @returns the raw key, its id and the service user's id
+ */
+export async function makeServiceApiKey(
+  deps: Deps,
+  organizationId: string,
+  scopes: readonly ApiKeyScope[] = API_KEY_SCOPES,
+): Promise<{ key: string; keyId: string; userId: string }> {
+  const { key, info } = await createApiKey(
+    deps,
+    { organizationId, name: `test key ${suffix()}`, scopes, createdBy: null },
+    null,
+  );
+  return { key, keyId: info.id, userId: info.userId };
 }

@@ -1,10 +1,12 @@
 import { Writable } from "node:stream";
+import { DEFAULT_SCHEDULING_SETTINGS } from "../appointments/settings.ts";
 import type { Actor } from "../auth/roles.ts";
 import { SessionManager } from "../auth/session.ts";
 import { type AppServices, createContextInner } from "../context.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
 import { buildServer } from "../http.ts";
 import { createLogger } from "../logger.ts";
+import { MemoryMailTransport } from "../mail/transport.ts";
 import { appRouter } from "../router.ts";
 import { createCallerFactory } from "../trpc.ts";
 import { createTestDatabase, type TestDatabase, testKeyring } from "./db.ts";
@@ -33,16 +35,28 @@ export interface Harness {
   logs: LogSink;
   /** Move the injected clock. */
   clock: { now: Date };
-  /** `appRouter.createCaller` with a context for `actor` (null = anonymous). */
-  caller(actor: Actor | null): AppCaller;
+  /** Every e-mail the services sent (password reset, invitations, reminders). */
+  mail: MemoryMailTransport;
+  /**
+   * `appRouter.createCaller` with a context for `actor` (null = anonymous). The context counts as
+   * MFA-verified unless `{ mfaVerified: false }` is passed (to test the `mfa_required` refusal).
+   */
+  caller(actor: Actor | null, options?: { mfaVerified?: boolean }): AppCaller;
   /** Start an HTTP server on 127.0.0.1:0; returns its base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
 
 /** A fresh Postgres database, keyring, services and (optionally) an HTTP server for one test file. */
-export async function createHarness(options: { logLevel?: string } = {}): Promise<Harness> {
-  const testDb = await createTestDatabase();
+export async function createHarness(
+  options: {
+    logLevel?: string /** DB pool size (default 5; race tests need more). */;
+    maxConnections?: number;
+  } = {},
+): Promise<Harness> {
+  const testDb = await createTestDatabase(
+    options.maxConnections ? { maxConnections: options.maxConnections } : {},
+  );
   const logs = new LogSink();
   const clock = { now: new Date() };
   const deps: Deps = {
@@ -50,10 +64,20 @@ export async function createHarness(options: { logLevel?: string } = {}): Promis
     crypto: new PhiCrypto(testKeyring()),
     now: () => new Date(clock.now),
   };
+  const log = createLogger(options.logLevel ?? "info", logs);
+  const mail = new MemoryMailTransport(log);
   const services: AppServices = {
     deps,
-    log: createLogger(options.logLevel ?? "info", logs),
-    sessions: new SessionManager(testDb.handle.db, { ttlHours: 12, secureCookies: false }),
+    log,
+    mail,
+    pubsub: testDb.handle,
+    scheduling: DEFAULT_SCHEDULING_SETTINGS,
+    sessions: new SessionManager(testDb.handle.db, {
+      ttlHours: 12,
+      idleTimeoutMinutes: 15,
+      secureCookies: false,
+      now: deps.now,
+    }),
   };
   let app: Awaited<ReturnType<typeof buildServer>> | undefined;
   return {
@@ -62,7 +86,11 @@ export async function createHarness(options: { logLevel?: string } = {}): Promis
     services,
     logs,
     clock,
-    caller: (actor) => callerFactory(createContextInner(services, { actor })),
+    mail,
+    caller: (actor, opts) =>
+      callerFactory(
+        createContextInner(services, { actor, mfaVerified: opts?.mfaVerified ?? true }),
+      ),
     async listen() {
       app = await buildServer({
         router: appRouter,
@@ -82,12 +110,19 @@ export async function createHarness(options: { logLevel?: string } = {}): Promis
   };
 }
 
-/** Open a real session for a user and resolve it the way HTTP requests do. */
-export async function actorFor(h: Harness, userId: string): Promise<Actor> {
+/**
+ * Open a real session for a user and resolve it the way HTTP requests do. The session has passed
+ * MFA unless `{ mfaVerified: false }` is passed.
+ */
+export async function actorFor(
+  h: Harness,
+  userId: string,
+  options: { mfaVerified?: boolean } = {},
+): Promise<Actor> {
   const { token } = await h.services.sessions.create(userId, {
     ip: "127.0.0.1",
     userAgent: "vitest",
-    mfaVerified: false,
+    mfaVerified: options.mfaVerified ?? true,
     now: h.deps.now(),
   });
   const v = await h.services.sessions.validate(token);

@@ -1,9 +1,10 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { type RunningHaven, startHaven } from "../app.ts";
+import { totpCode } from "../auth/mfa.ts";
 import { loadConfig } from "../config.ts";
 import { DEMO_LOGINS } from "../demo/seed.ts";
 import { LogSink } from "./harness.ts";
@@ -26,9 +27,12 @@ function config() {
   });
 }
 
+let firstTotp: RunningHaven["demo"]["totp"];
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "haven-pglite-"));
   haven = await startHaven(config(), { logDestination: logs });
+  firstTotp = haven.demo.totp;
 }, 180_000);
 afterAll(async () => {
   await haven?.close();
@@ -71,32 +75,53 @@ describe("embedded PGlite mode", () => {
     expect(appts.items.length).toBeGreaterThan(0);
   });
 
-  it("the demo clinician sees the demo patient; staff find them by family name + birth date", async () => {
+  /** Password, then the TOTP code from the demo secret (what a newcomer does with `npm run totp`). */
+  async function signInWithTotp(role: "staff" | "clinician" | "admin") {
     if (!haven) throw new Error("not started");
     const anon = createHavenClient({ url: haven.url });
-    const staff = createHavenClient({
-      url: haven.url,
-      token: (
-        await anon.auth.login.mutate({
-          email: login("staff").email,
-          password: login("staff").password,
-        })
-      ).token,
+    const first = await anon.auth.login.mutate({
+      email: login(role).email,
+      password: login(role).password,
     });
+    expect(first.mfa).toBe("verify");
+    const secret = haven.demo.totp?.find((t) => t.role === role)?.secret ?? "";
+    const { token } = await createHavenClient({
+      url: haven.url,
+      token: first.token,
+    }).auth.mfa.verify.mutate({ code: totpCode(secret) });
+    return createHavenClient({ url: haven.url, token });
+  }
+
+  it("enrolled the privileged demo accounts in TOTP and wrote their secrets to a 0600 file", async () => {
+    if (!haven) throw new Error("not started");
+    expect(haven.demo.totp?.map((t) => t.role).sort()).toEqual(["admin", "clinician", "staff"]);
+    const file = join(dir, "demo-logins.txt");
+    expect(haven.demo.loginsFile).toBe(file);
+    expect(((await stat(file)).mode & 0o777).toString(8)).toBe("600");
+    const text = await readFile(file, "utf8");
+    for (const t of haven.demo.totp ?? []) {
+      expect(text).toContain(t.secret);
+      expect(t.uri).toMatch(/^otpauth:\/\/totp\/Haven:/);
+    }
+    // without the code, a privileged demo login may not read PHI
+    const { token } = await createHavenClient({ url: haven.url }).auth.login.mutate({
+      email: login("staff").email,
+      password: login("staff").password,
+    });
+    await expect(
+      createHavenClient({ url: haven.url, token }).patients.search.query({ mrn: "x" }),
+    ).rejects.toMatchObject({ data: { code: "FORBIDDEN", reason: "mfa_required" } });
+  });
+
+  it("the demo clinician sees the demo patient; staff find them by family name + birth date", async () => {
+    if (!haven) throw new Error("not started");
+    const staff = await signInWithTotp("staff");
     const found = await staff.patients.search.query({
       family: "Schowalter414",
       birthDate: "2009-04-29",
     });
     expect(found).toHaveLength(1);
-    const clinician = createHavenClient({
-      url: haven.url,
-      token: (
-        await anon.auth.login.mutate({
-          email: login("clinician").email,
-          password: login("clinician").password,
-        })
-      ).token,
-    });
+    const clinician = await signInWithTotp("clinician");
     const rec = await clinician.patients.get.query({ patientId: found[0]?.id ?? "" });
     expect(rec.entries.some((e) => e.resource !== undefined)).toBe(true);
   });
@@ -123,6 +148,7 @@ describe("embedded PGlite mode", () => {
       "555-259-9533",
       "999-97-5872",
       "patient@haven.demo",
+      ...(firstTotp ?? []).map((t) => t.secret),
     ]) {
       expect(text).not.toContain(needle);
     }
