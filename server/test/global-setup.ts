@@ -15,6 +15,7 @@ export default async function setup({
   const runId = `${Date.now().toString(36)}_${process.pid}`;
   const template = `haven_test_${runId}_tpl`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await dropAbandonedTestDatabases(admin);
   await admin.unsafe(`CREATE DATABASE "${template}"`);
   const url = new URL(adminUrl);
   url.pathname = `/${template}`;
@@ -32,6 +33,19 @@ export default async function setup({
     }
     await admin.end();
   };
+}
+
+/** Test runs killed before teardown leave clones behind; drop those of runs older than 6 hours. */
+async function dropAbandonedTestDatabases(admin: postgres.Sql): Promise<void> {
+  const stale = Date.now() - 6 * 60 * 60 * 1000;
+  const rows = await admin<{ datname: string }[]>`
+    SELECT datname FROM pg_database WHERE datname LIKE 'haven\_test\_%'`;
+  for (const { datname } of rows) {
+    const started = Number.parseInt(datname.split("_")[2] ?? "", 36);
+    if (Number.isFinite(started) && started < stale) {
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+  }
 }
 
 declare module "vitest" {
