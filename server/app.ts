@@ -14,6 +14,8 @@ import { type DemoSeedResult, seedDemo } from "./demo/seed.ts";
 import { buildServer } from "./http.ts";
 import { createLogger } from "./logger.ts";
 import { createMailTransport } from "./mail/transport.ts";
+import { Metrics } from "./metrics.ts";
+import { reminderQueueDepth } from "./reminders/service.ts";
 import { reminderSettingsFrom } from "./reminders/settings.ts";
 import { appRouter } from "./router.ts";
 
@@ -73,6 +75,7 @@ export async function startHaven(
       privacy: privacySettingsFrom(config),
       reminders: reminderSettingsFrom(config),
       mail: createMailTransport(config, log),
+      metrics: new Metrics({ queueDepth: () => reminderQueueDepth(database.db) }),
       sessions: new SessionManager(database.db, {
         ttlHours: config.HAVEN_SESSION_TTL_HOURS,
         idleTimeoutMinutes: config.HAVEN_IDLE_TIMEOUT_MINUTES,
@@ -90,6 +93,7 @@ export async function startHaven(
       services,
       database,
       allowedOrigins: config.HAVEN_ALLOWED_ORIGINS,
+      metricsToken: config.HAVEN_METRICS_TOKEN,
     });
     await app.listen({ host: config.HOST, port: config.PORT });
     // Extends the audit hash chain in the background (one sealer across instances).

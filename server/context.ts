@@ -7,6 +7,7 @@ import type { CookieSpec, SessionManager } from "./auth/session.ts";
 import type { ServiceDeps } from "./deps.ts";
 import type { Logger } from "./logger.ts";
 import type { MailTransport } from "./mail/transport.ts";
+import type { Metrics } from "./metrics.ts";
 import { DEFAULT_REMINDER_SETTINGS, type ReminderSettings } from "./reminders/settings.ts";
 
 /** Process-wide services shared by every request. */
@@ -24,6 +25,8 @@ export interface AppServices {
   privacy?: PrivacySettings;
   /** Reminder queue rules (retry budget, backoff); defaults when absent. */
   reminders?: ReminderSettings;
+  /** Prometheus metrics of this server; absent in tests that do not need them. */
+  metrics?: Metrics;
 }
 
 /** Per-request tRPC context. Handlers read the caller from `actor` (null when anonymous). */
@@ -36,6 +39,7 @@ export interface Context {
   scheduling: SchedulingSettings;
   privacy: PrivacySettings;
   reminders: ReminderSettings;
+  metrics: Metrics | undefined;
   actor: Actor | null;
   /** Whether the current session has passed MFA (TOTP or a recovery code). */
   mfaVerified: boolean;
@@ -77,6 +81,7 @@ export function createContextInner(services: AppServices, opts: InnerContextOpti
     scheduling: services.scheduling,
     privacy: services.privacy ?? DEFAULT_PRIVACY_SETTINGS,
     reminders: services.reminders ?? DEFAULT_REMINDER_SETTINGS,
+    metrics: services.metrics,
     actor,
     mfaVerified: opts.mfaVerified ?? false,
     mfaEnrolled: opts.mfaEnrolled ?? false,

@@ -28,6 +28,11 @@ export interface ServerOptions {
   allowedOrigins: string[];
   /** Largest accepted JSON body, bytes (default 1 MiB). */
   bodyLimit?: number;
+  /**
+   * Bearer token required for GET /metrics. Unset: /metrics answers loopback clients only
+   * (a Prometheus scraper on the same host or through a sidecar).
+   */
+  metricsToken?: string | undefined;
 }
 
 /** Security headers for every response (OWASP ASVS 14.4). The API serves no HTML. */
@@ -39,6 +44,10 @@ const SECURITY_HEADERS: Record<string, string> = {
   "cross-origin-resource-policy": "same-origin",
   "cache-control": "no-store",
 };
+
+function isLoopback(address: string | undefined): boolean {
+  return address === "127.0.0.1" || address === "::1" || address === "::ffff:127.0.0.1";
+}
 
 function requestOrigin(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
@@ -130,6 +139,18 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/metrics", async (req, reply) => {
+    const metrics = services.metrics;
+    if (!metrics)
+      return reply.code(404).send({ error: { message: "Not found", code: "NOT_FOUND" } });
+    const allowed = options.metricsToken
+      ? req.headers.authorization === `Bearer ${options.metricsToken}`
+      : isLoopback(req.socket.remoteAddress);
+    if (!allowed)
+      return reply.code(403).send({ error: { message: "Forbidden", code: "FORBIDDEN" } });
+    const { contentType, body } = await metrics.render();
+    return reply.header("content-type", contentType).send(body);
+  });
   app.get("/readyz", async (_req, reply) => {
     try {
       await options.database.ping();

@@ -24,7 +24,7 @@ try {
     "",
     `Haven is ready in ${ms} ms (${mode}).`,
     `  API (tRPC):  ${haven.url}/trpc`,
-    `  Health:      ${haven.url}/healthz   Readiness: ${haven.url}/readyz`,
+    `  Health:      ${haven.url}/healthz   Readiness: ${haven.url}/readyz   Metrics: ${haven.url}/metrics`,
   ];
   if (haven.keysGenerated) {
     lines.push(

@@ -175,6 +175,19 @@ export function toTRPCError(err: unknown): TRPCError {
   }
 }
 
+/** Count and time every call for /metrics (labels: procedure path, type, outcome code; no PHI). */
+const measure = t.middleware(async ({ ctx, path, type, next }) => {
+  const started = performance.now();
+  const result = await next();
+  ctx.metrics?.observe(
+    path,
+    type,
+    result.ok ? "OK" : result.error.code,
+    (performance.now() - started) / 1000,
+  );
+  return result;
+});
+
 const mapErrors = t.middleware(async ({ next }) => {
   const result = await next();
   if (!result.ok) throw toTRPCError(result.error);
@@ -236,7 +249,7 @@ export const createCallerFactory = t.createCallerFactory;
 export const middleware = t.middleware;
 
 /** Base for procedures open to anyone (still declares `roles: "public"`). */
-export const publicProcedure = t.procedure.use(mapErrors).use(enforceAccess);
+export const publicProcedure = t.procedure.use(measure).use(mapErrors).use(enforceAccess);
 
 /** Base for procedures that need a signed-in caller: `ctx.actor` is non-null inside. */
 export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {

@@ -716,3 +716,23 @@ export async function retryReminder(
     throw err;
   }
 }
+
+/**
+ * Reminder rows per status across all organizations, for the `/metrics` queue-depth gauge
+ * (statuses and counts only; no ids, no PHI).
+ */
+export async function reminderQueueDepth(db: Executor): Promise<Record<string, number>> {
+  const rows = await db
+    .select({ status: reminders.status, n: sql<number>`count(*)::int` })
+    .from(reminders)
+    .groupBy(reminders.status);
+  const depth: Record<string, number> = {
+    pending: 0,
+    claimed: 0,
+    sent: 0,
+    failed: 0,
+    cancelled: 0,
+  };
+  for (const r of rows) depth[r.status] = Number(r.n);
+  return depth;
+}
