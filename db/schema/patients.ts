@@ -30,7 +30,11 @@ export const patients = pgTable(
     organizationId: uuid("organization_id")
       .notNull()
       .references(() => organizations.id),
-    fhirId: text("fhir_id").unique(),
+    /**
+     * Keyed blind index (`patient.fhir_id`, exact, not normalised) of the source FHIR Patient id —
+     * never the id itself: in Synthea the id equals the MRN (PHI). The original id is in `resource`.
+     */
+    fhirId: blindIndexColumn("fhir_id").unique(),
     userId: uuid("user_id")
       .unique()
       .references(() => users.id),

@@ -17,6 +17,7 @@ const FIELDS: BlindIndexField[] = [
   "patient.mrn",
   "patient.email",
   "patient.family_birth",
+  "patient.fhir_id",
   "user.email",
   "fhir.source",
 ];
@@ -150,6 +151,15 @@ describe("PhiCrypto index helpers", () => {
 
   it("index() differs per field", () => {
     expect(phi.index("patient.email", "a@b.c")).not.toBe(phi.index("user.email", "a@b.c"));
+  });
+
+  it("indexExact() / patientFhirId() do not normalise: FHIR ids are case-sensitive", () => {
+    expect(phi.indexExact("patient.fhir_id", "Ab-1.x")).toBe(
+      blindIndex(phi.keyring, "patient.fhir_id", "Ab-1.x"),
+    );
+    expect(phi.patientFhirId("Ab-1.x")).toBe(phi.indexExact("patient.fhir_id", "Ab-1.x"));
+    expect(phi.patientFhirId("Ab-1.x")).not.toBe(phi.patientFhirId("ab-1.x"));
+    expect(phi.patientFhirId("Ab-1.x")).not.toBe(phi.index("patient.mrn", "Ab-1.x"));
   });
 
   it("familyBirth() normalises the name and separates birth dates", () => {

@@ -10,6 +10,7 @@ export type BlindIndexField =
   | "patient.mrn"
   | "patient.email"
   | "patient.family_birth"
+  | "patient.fhir_id"
   | "user.email"
   | "fhir.source";
 

@@ -31,6 +31,19 @@ export class PhiCrypto {
     return blindIndex(this.keyring, field, normalizeForIndex(value));
   }
 
+  /**
+   * Blind index of an exact value, NOT normalised (case- and whitespace-sensitive), for
+   * identifiers such as FHIR ids (`[A-Za-z0-9\-.]{1,64}`, case-sensitive).
+   */
+  indexExact(field: BlindIndexField, value: string): string {
+    return blindIndex(this.keyring, field, value);
+  }
+
+  /** Blind index stored in `patients.fhir_id` for a source FHIR Patient id. */
+  patientFhirId(fhirId: string): string {
+    return this.indexExact("patient.fhir_id", fhirId);
+  }
+
   /** Blind index for family name + birth date (`YYYY-MM-DD`). */
   familyBirth(family: string, birthDate: string): string {
     return familyBirthIndex(this.keyring, family, birthDate);

@@ -122,8 +122,9 @@ describe("reindex after a blind-index key change", () => {
     const summary = await reindexBlindIndexes(h.deps.db, newCrypto, { batchSize: 40 });
     expect(summary.complete).toBe(true);
     expect(summary.failed).toBe(0);
-    // Every row's keyed values change: patients (indexes, source MAC), entries, users, invitation.
-    expect(summary.updated).toBe(counts.patients * 2 + counts.entries + counts.users + 1);
+    // Every row's keyed values change: patients (indexes, source MAC, FHIR id index), entries,
+    // users, invitation.
+    expect(summary.updated).toBe(counts.patients * 3 + counts.entries + counts.users + 1);
     expect(counts.entries).toBeGreaterThan(300);
     expect(await storedBlindIndexFingerprint(h.deps.db)).toBe(blindIndexFingerprint(newKeys));
     expect(await checkBlindIndexKey(h.deps.db, newCrypto, h.deps.now())).toBe("match");
@@ -138,9 +139,15 @@ describe("reindex after a blind-index key change", () => {
       expect(p.emailIndex).toBe(want.email_index);
       expect(p.familyBirthIndex).toBe(want.family_birth_index);
       expect(p.mrnIndex).not.toBe(patientIndexes(oldCrypto, d).mrn_index);
-      expect(p.sourceMac).toBe(
-        sourceMac(newCrypto, newCrypto.open("patients", "resource", p.id, p.resource as string)),
+      const resource = newCrypto.open<{ id: string }>(
+        "patients",
+        "resource",
+        p.id,
+        p.resource as string,
       );
+      expect(p.sourceMac).toBe(sourceMac(newCrypto, resource));
+      expect(p.fhirId).toBe(newCrypto.indexExact("patient.fhir_id", resource.id));
+      expect(p.fhirId).not.toBe(oldCrypto.indexExact("patient.fhir_id", resource.id));
     }
     const entries = await h.deps.db.select().from(clinicalEntries);
     expect(entries.length).toBeGreaterThan(300);

@@ -64,6 +64,16 @@ export const REINDEX_RULES: ReindexRule[] = [
     compute: (crypto, plain) => ({ source_mac: sourceMac(crypto, plain) }),
   },
   {
+    // `fhir_id` is the keyed index of the imported resource's id (rows without one keep null).
+    table: patients,
+    source: patients.resource,
+    targets: [patients.fhirId],
+    compute: (crypto, plain) => {
+      const id = (plain as { id?: unknown } | null)?.id;
+      return { fhir_id: typeof id === "string" ? crypto.patientFhirId(id) : null };
+    },
+  },
+  {
     table: clinicalEntries,
     source: clinicalEntries.body,
     targets: [clinicalEntries.sourceMac],

@@ -118,7 +118,7 @@ export async function seedDemo(
   const [patient] = await deps.db
     .select({ id: patients.id, organizationId: patients.organizationId })
     .from(patients)
-    .where(eq(patients.fhirId, DEMO_PATIENT_FHIR_ID))
+    .where(eq(patients.fhirId, deps.crypto.patientFhirId(DEMO_PATIENT_FHIR_ID)))
     .limit(1);
   if (!patient) throw new Error("demo patient missing after import");
   const [care] = await deps.db

@@ -60,7 +60,7 @@ async function recordOf(deps: ImportDeps, fhirId: string) {
     .select({ patient: patients, orgFhirId: organizations.fhirId, orgName: organizations.name })
     .from(patients)
     .innerJoin(organizations, eq(organizations.id, patients.organizationId))
-    .where(eq(patients.fhirId, fhirId));
+    .where(eq(patients.fhirId, deps.crypto.indexExact("patient.fhir_id", fhirId)));
   if (!p) throw new Error(`patient ${fhirId} missing`);
   const id = p.patient.id;
   const practitionerFhir = new Map(
@@ -134,7 +134,7 @@ describe("patient export round-trips through the importer", () => {
       const [row] = await h.deps.db
         .select({ id: patients.id })
         .from(patients)
-        .where(eq(patients.fhirId, fhirId));
+        .where(eq(patients.fhirId, h.deps.crypto.indexExact("patient.fhir_id", fhirId)));
       const bundle = await exportPatientBundle(h.deps, row?.id as string);
       expect(bundle).toMatchObject({ resourceType: "Bundle", type: "collection" });
       expect(bundle.entry[0]?.resource).toMatchObject({ resourceType: "Patient", id: fhirId });
@@ -244,7 +244,7 @@ describe("patients.exportMyRecord", () => {
     const [row] = await h.deps.db
       .select({ id: patients.id, organizationId: patients.organizationId })
       .from(patients)
-      .where(eq(patients.fhirId, fixture.fhirId));
+      .where(eq(patients.fhirId, h.deps.crypto.indexExact("patient.fhir_id", fixture.fhirId)));
     const user = await makeUser(h.deps, "patient", row?.organizationId as string);
     await h.deps.db
       .update(patients)

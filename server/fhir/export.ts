@@ -140,7 +140,6 @@ export async function exportPatientBundle(
   const [row] = await deps.db
     .select({
       id: patients.id,
-      fhirId: patients.fhirId,
       organizationId: patients.organizationId,
       demographics: patients.demographics,
       resource: patients.resource,
@@ -158,7 +157,8 @@ export async function exportPatientBundle(
   const stored = row.resource
     ? deps.crypto.open<FhirResource>("patients", "resource", row.id, row.resource)
     : null;
-  const patientFhirId = row.fhirId ?? row.id;
+  // The original FHIR id is in the decrypted resource; `patients.fhir_id` only holds its index.
+  const patientFhirId = typeof stored?.id === "string" ? stored.id : row.id;
   const patient = patientResourceFor(demographics, stored, patientFhirId);
   const patientRef = UUID.test(patientFhirId)
     ? `urn:uuid:${patientFhirId}`

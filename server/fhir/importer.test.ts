@@ -213,8 +213,11 @@ describe("importFiles on the Synthea fixtures", () => {
         birthDate: string;
         identifier: { system?: string; value: string; type?: { coding: { code: string }[] } }[];
       };
-      const [row] = await deps.db.select().from(patients).where(eq(patients.fhirId, fhir.id));
+      const fhirIndex = deps.crypto.indexExact("patient.fhir_id", fhir.id);
+      const [row] = await deps.db.select().from(patients).where(eq(patients.fhirId, fhirIndex));
       if (!row) throw new Error("patient row missing");
+      // The FHIR id (= the MRN in Synthea) is stored only as its keyed index.
+      expect(row.fhirId).not.toBe(fhir.id);
       const demo = deps.crypto.open<Demographics>(
         "patients",
         "demographics",
@@ -246,12 +249,12 @@ describe("importFiles on the Synthea fixtures", () => {
             deps.crypto.familyBirth(demo.name.family.toUpperCase(), fhir.birthDate),
           ),
         );
-      expect(byFamilyBirth).toEqual([{ fhirId: fhir.id }]);
+      expect(byFamilyBirth).toEqual([{ fhirId: fhirIndex }]);
       const byMrn = await deps.db
         .select({ fhirId: patients.fhirId })
         .from(patients)
         .where(eq(patients.mrnIndex, deps.crypto.index("patient.mrn", demo.mrn ?? "")));
-      expect(byMrn).toEqual([{ fhirId: fhir.id }]);
+      expect(byMrn).toEqual([{ fhirId: fhirIndex }]);
     }
   });
 
@@ -504,7 +507,10 @@ describe("importBundle", () => {
     expect(appt?.reason && deps.crypto.open("appointments", "reason", appt.id, appt.reason)).toBe(
       "Checkup",
     );
-    const [pat] = await deps.db.select().from(patients).where(eq(patients.fhirId, "pat-cond"));
+    const [pat] = await deps.db
+      .select()
+      .from(patients)
+      .where(eq(patients.fhirId, deps.crypto.indexExact("patient.fhir_id", "pat-cond")));
     expect(pat?.organizationId).toBe(org.id);
     const [entry] = await deps.db
       .select()
@@ -545,14 +551,15 @@ describe("importBundle", () => {
     const patient = bundle.entry.find((e) => e.resource.resourceType === "Patient")?.resource;
     if (!patient?.id) throw new Error("fixture has no patient");
     patient.telecom = [{ system: "phone", value: "555-000-1234", use: "home" }];
-    const [before] = await deps.db.select().from(patients).where(eq(patients.fhirId, patient.id));
+    const fhirIndex = deps.crypto.indexExact("patient.fhir_id", patient.id);
+    const [before] = await deps.db.select().from(patients).where(eq(patients.fhirId, fhirIndex));
     if (!before) throw new Error("patient not imported");
 
     const result = await importBundle(deps, bundle);
     expect(result.updated).toEqual({ Patient: 1 });
     expect(total(result.created)).toBe(0);
 
-    const [after] = await deps.db.select().from(patients).where(eq(patients.fhirId, patient.id));
+    const [after] = await deps.db.select().from(patients).where(eq(patients.fhirId, fhirIndex));
     if (!after) throw new Error("patient vanished");
     expect(after.id).toBe(before.id);
     expect(after.version).toBe(before.version + 1);
@@ -569,7 +576,7 @@ describe("importBundle", () => {
     const [{ n } = { n: 0 }] = await deps.db
       .select({ n: count() })
       .from(patients)
-      .where(eq(patients.fhirId, patient.id));
+      .where(eq(patients.fhirId, fhirIndex));
     expect(n).toBe(1);
   });
 

@@ -1,6 +1,7 @@
 import { inArray, or } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
 import { organizations, patients, practitioners } from "../../db/schema/index.ts";
+import type { PhiCrypto } from "../crypto/phi.ts";
 import { NPI_SYSTEM, SYNTHEA_SYSTEM } from "./map.ts";
 import type { BundleEntry, FhirIdentifier } from "./types.ts";
 
@@ -164,6 +165,7 @@ export interface PractitionerRow {
 }
 export interface PatientRow {
   id: string;
+  /** The source FHIR id (in memory only; the table stores its blind index). */
   fhirId: string | null;
   organizationId: string;
   sourceMac: string | null;
@@ -262,10 +264,14 @@ const LOOKUP_CHUNK = 5000;
 
 /**
  * Load every organization, practitioner and patient row named in `lookups`: one query per table
- * (per 5000 keys).
+ * (per 5000 keys). Patients are found by the blind index of their FHIR id (`crypto`).
  * @throws the driver's error on database failure (callers wrap it; it may quote parameters)
  */
-export async function loadDirectory(db: Executor, lookups: Lookups): Promise<Directory> {
+export async function loadDirectory(
+  db: Executor,
+  crypto: PhiCrypto,
+  lookups: Lookups,
+): Promise<Directory> {
   const dir = new Directory();
   for (const ids of chunked([...lookups.organizations], LOOKUP_CHUNK)) {
     const rows = await db
@@ -299,17 +305,21 @@ export async function loadDirectory(db: Executor, lookups: Lookups): Promise<Dir
     }
   }
   for (const ids of chunked([...lookups.patients], LOOKUP_CHUNK)) {
+    const byIndex = new Map(ids.map((fhirId) => [crypto.patientFhirId(fhirId), fhirId]));
     const rows = await db
       .select({
         id: patients.id,
-        fhirId: patients.fhirId,
+        fhirIndex: patients.fhirId,
         organizationId: patients.organizationId,
         sourceMac: patients.sourceMac,
         version: patients.version,
       })
       .from(patients)
-      .where(inArray(patients.fhirId, ids));
-    for (const row of rows) if (row.fhirId) dir.addPatient(row.fhirId, row);
+      .where(inArray(patients.fhirId, [...byIndex.keys()]));
+    for (const { fhirIndex, ...row } of rows) {
+      const fhirId = fhirIndex ? byIndex.get(fhirIndex) : undefined;
+      if (fhirId) dir.addPatient(fhirId, { ...row, fhirId });
+    }
   }
   return dir;
 }

@@ -39,11 +39,18 @@ import {
   type PatientRow,
   type PractitionerRow,
 } from "./references.ts";
-import { type BundleEntry, type ClinicalType, isClinicalType, isHandledType } from "./types.ts";
+import {
+  type BundleEntry,
+  type ClinicalType,
+  type FhirResource,
+  isClinicalType,
+  isHandledType,
+} from "./types.ts";
 
 /**
  * The per-table writers behind `importBundle`: one bundle, inside its transaction. Rows are keyed
- * by `fhir_id`; ids are UUIDv7 minted here; PHI is sealed with the row's id as associated data.
+ * by FHIR id (`patients.fhir_id` holds its blind index); ids are UUIDv7 minted here; PHI is
+ * sealed with the row's id as associated data.
  */
 
 /** Rows per multi-row INSERT (well under the 65 535-parameter limit). */
@@ -131,7 +138,7 @@ export async function writeBundle(run: Run, entries: readonly BundleEntry[]): Pr
         lookups.add(index.target(r), "Practitioner");
     }
   }
-  const dir = await loadDirectory(run.tx, lookups);
+  const dir = await loadDirectory(run.tx, run.crypto, lookups);
 
   await writeOrganizations(run, dir, orgs);
   await writePractitioners(run, dir, index, practs, encounters);
@@ -299,7 +306,11 @@ async function writePatients(
 
   const inserts: (typeof patients.$inferInsert)[] = [];
   for (const [fhirId, e] of pats) {
-    const mac = sourceMac(crypto, e.resource);
+    // The stored resource always carries its id (an id-less entry takes its urn:uuid): it is the
+    // only place the original id is kept, for export and for `keys reindex` of `fhir_id`.
+    const resource: FhirResource =
+      typeof e.resource.id === "string" ? e.resource : { ...e.resource, id: fhirId };
+    const mac = sourceMac(crypto, resource);
     const existing = dir.patients.get(fhirId);
     if (existing && existing.sourceMac === mac) {
       bump(counts.unchanged, "Patient");
@@ -328,7 +339,7 @@ async function writePatients(
     const values = {
       organizationId,
       demographics: crypto.seal("patients", "demographics", id, demo),
-      resource: crypto.seal("patients", "resource", id, e.resource),
+      resource: crypto.seal("patients", "resource", id, resource),
       mrnIndex: demo.mrn ? crypto.index("patient.mrn", demo.mrn) : null,
       emailIndex: demo.email ? crypto.index("patient.email", demo.email) : null,
       familyBirthIndex:
@@ -347,7 +358,7 @@ async function writePatients(
       existing.version++;
       bump(counts.updated, "Patient");
     } else {
-      inserts.push({ id, fhirId, ...values });
+      inserts.push({ id, fhirId: crypto.patientFhirId(fhirId), ...values });
       dir.addPatient(fhirId, { id, fhirId, organizationId, sourceMac: mac, version: 1 });
       bump(counts.created, "Patient");
     }

@@ -323,9 +323,15 @@ export async function patientIdsByFhirId(
   fhirIds: string[],
 ): Promise<Map<string, string>> {
   if (fhirIds.length === 0) return new Map();
+  const byIndex = new Map(fhirIds.map((fhirId) => [deps.crypto.patientFhirId(fhirId), fhirId]));
   const rows = await deps.db
-    .select({ id: patients.id, fhirId: patients.fhirId })
+    .select({ id: patients.id, fhirIndex: patients.fhirId })
     .from(patients)
-    .where(inArray(patients.fhirId, fhirIds));
-  return new Map(rows.flatMap((r) => (r.fhirId ? [[r.fhirId, r.id] as const] : [])));
+    .where(inArray(patients.fhirId, [...byIndex.keys()]));
+  return new Map(
+    rows.flatMap((r) => {
+      const fhirId = r.fhirIndex ? byIndex.get(r.fhirIndex) : undefined;
+      return fhirId ? [[fhirId, r.id] as const] : [];
+    }),
+  );
 }

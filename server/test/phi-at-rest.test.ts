@@ -14,16 +14,18 @@ import { actorFor, createHarness, type Harness } from "./harness.ts";
 /**
  * PHI never sits in plaintext in the database (HIPAA 45 CFR 164.312(a)(2)(iv)): import every
  * shipped Synthea bundle, then scan every text-like column of every table — and a pg_dump of the
- * whole database — for each patient's family name, phone and SSN.
+ * whole database — for each patient's family name, phone, SSN and medical record number (MRN,
+ * 45 CFR 164.514(b)(2)(i)(H); in Synthea it equals the Patient id).
  */
 interface Needles {
   family: string[];
   phone: string[];
   ssn: string[];
+  mrn: string[];
 }
 
 function fixtureNeedles(): Needles {
-  const needles: Needles = { family: [], phone: [], ssn: [] };
+  const needles: Needles = { family: [], phone: [], ssn: [], mrn: [] };
   for (const file of readdirSync(DEMO_BUNDLE_DIR).filter((f) => f.endsWith(".json"))) {
     const bundle = JSON.parse(readFileSync(join(DEMO_BUNDLE_DIR, file), "utf8")) as {
       entry: { resource: Record<string, unknown> }[];
@@ -33,13 +35,19 @@ function fixtureNeedles(): Needles {
       const r = resource as {
         name?: { family?: string }[];
         telecom?: { system?: string; value?: string }[];
-        identifier?: { system?: string; value?: string }[];
+        identifier?: {
+          system?: string;
+          value?: string;
+          type?: { coding?: { code?: string }[] };
+        }[];
       };
       for (const n of r.name ?? []) if (n.family) needles.family.push(n.family);
       for (const t of r.telecom ?? [])
         if (t.system === "phone" && t.value) needles.phone.push(t.value);
-      for (const i of r.identifier ?? [])
+      for (const i of r.identifier ?? []) {
         if (i.system === "http://hl7.org/fhir/sid/us-ssn" && i.value) needles.ssn.push(i.value);
+        if (i.value && i.type?.coding?.some((c) => c.code === "MR")) needles.mrn.push(i.value);
+      }
     }
   }
   return needles;
@@ -64,6 +72,7 @@ describe("no plaintext PHI at rest", () => {
     expect(needles.family.length).toBeGreaterThanOrEqual(7);
     expect(needles.phone.length).toBeGreaterThanOrEqual(7);
     expect(needles.ssn.length).toBeGreaterThanOrEqual(7);
+    expect(needles.mrn.length).toBeGreaterThanOrEqual(7);
   });
 
   async function scan(values: string[]): Promise<string[]> {
@@ -84,8 +93,10 @@ describe("no plaintext PHI at rest", () => {
     return hits;
   }
 
-  it("no text, varchar, jsonb or bytea column of any table contains a family name, phone or SSN", async () => {
-    expect(await scan([...needles.family, ...needles.phone, ...needles.ssn])).toEqual([]);
+  it("no text, varchar, jsonb or bytea column of any table contains a family name, phone, SSN or MRN", async () => {
+    expect(
+      await scan([...needles.family, ...needles.phone, ...needles.ssn, ...needles.mrn]),
+    ).toEqual([]);
   });
 
   it("the scan does find a planted plaintext value (it can fail)", async () => {
@@ -113,7 +124,7 @@ describe("no plaintext PHI at rest", () => {
       throw err;
     }
     expect(dump.length).toBeGreaterThan(10_000);
-    for (const needle of [...needles.family, ...needles.phone, ...needles.ssn]) {
+    for (const needle of [...needles.family, ...needles.phone, ...needles.ssn, ...needles.mrn]) {
       expect(dump.includes(needle), needle).toBe(false);
     }
   });
