@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
+import { parseCommandLine, pickCommand } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { type ChainHead, sealAuditChain, verifyAuditChain } from "./chain.ts";
 import { recordAudit, SYSTEM_ACTOR } from "./service.ts";
@@ -45,22 +46,10 @@ function parseAnchor(value: string | undefined): ChainHead | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseCli>;
-  try {
-    parsed = parseCli(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 1;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const [command, ...rest] = parsed.positionals;
-  if (!command || rest.length > 0 || !["verify", "seal"].includes(command)) {
-    console.error(`${command ? `Unknown command "${command}".` : "No command given."}\n\n${USAGE}`);
-    return 1;
-  }
+  const parsed = parseCommandLine(() => parseCli(argv), USAGE);
+  if (typeof parsed === "number") return parsed;
+  const command = pickCommand(parsed.positionals, ["verify", "seal"], USAGE);
+  if (typeof command === "number") return command;
   const json = parsed.values.json === true;
   const anchor = parseAnchor(parsed.values.anchor);
   const config = loadConfig();

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { recordAudit, SYSTEM_ACTOR } from "../audit/service.ts";
+import { parseCommandLine, pickCommand } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { blindIndexFingerprint, storedBlindIndexFingerprint } from "./fingerprint.ts";
 import { FileKeyProvider } from "./key-file.ts";
@@ -94,26 +95,14 @@ function progressReporter(label: string, json: boolean) {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseCli>;
-  try {
-    parsed = parseCli(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 1;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const [command, ...rest] = parsed.positionals;
-  if (
-    !command ||
-    rest.length > 0 ||
-    !["status", "rotate", "reindex", "add-key"].includes(command)
-  ) {
-    console.error(`${command ? `Unknown command "${command}".` : "No command given."}\n\n${USAGE}`);
-    return 1;
-  }
+  const parsed = parseCommandLine(() => parseCli(argv), USAGE);
+  if (typeof parsed === "number") return parsed;
+  const command = pickCommand(
+    parsed.positionals,
+    ["status", "rotate", "reindex", "add-key"],
+    USAGE,
+  );
+  if (typeof command === "number") return command;
   const json = parsed.values.json === true;
   const batchSize = positiveInt(parsed.values["batch-size"], "--batch-size", 500);
   const delayMs = positiveInt(parsed.values["delay-ms"], "--delay-ms", 0);

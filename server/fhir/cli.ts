@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
+import { parseCommandLine } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { KeyError } from "../crypto/keyring.ts";
 import { loadKeys } from "../crypto/load.ts";
@@ -29,17 +30,8 @@ Environment: DATABASE_URL (unset: embedded PGlite under HAVEN_DATA_DIR), HAVEN_D
 HAVEN_PHI_KEYS, HAVEN_BLIND_INDEX_KEY, HAVEN_MIGRATE_ON_START.`;
 
 async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseCli>;
-  try {
-    parsed = parseCli(argv);
-  } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 1;
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommandLine(() => parseCli(argv), USAGE);
+  if (typeof parsed === "number") return parsed;
   if (parsed.positionals.length === 0) {
     console.error(`No input given.\n\n${USAGE}`);
     return 1;
