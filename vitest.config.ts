@@ -2,7 +2,13 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["server/**/*.test.ts", "db/**/*.test.ts", "client-sdk/**/*.test.ts"],
+    include: [
+      "server/**/*.test.ts",
+      "db/**/*.test.ts",
+      "lib/**/*.test.ts",
+      "client-sdk/**/*.test.ts",
+      "workers/**/*.test.ts",
+    ],
     globalSetup: ["server/test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -20,11 +20,11 @@ import {
 } from "../db/schema/index.ts";
 import { book } from "../server/appointments/booking.ts";
 import { DEFAULT_SCHEDULING_SETTINGS } from "../server/appointments/settings.ts";
-import type { AuditActor } from "../server/audit/service.ts";
-import type { Actor } from "../server/auth/roles.ts";
-import { createUser } from "../server/auth/service.ts";
+import { createUser } from "../server/auth/login.ts";
 import { Keyring } from "../server/crypto/keyring.ts";
 import { PhiCrypto } from "../server/crypto/phi.ts";
+import type { AuditActor } from "../server/kernel/audit.ts";
+import type { Actor } from "../server/kernel/roles.ts";
 import { computeSlots, parseLocalTime } from "../server/scheduling/slots.ts";
 
 const n = Number(process.argv[2] ?? 300);

@@ -17,8 +17,8 @@ import { v7 as uuidv7 } from "uuid";
 import { createHavenClient } from "../client-sdk/index.ts";
 import { organizations } from "../db/schema/index.ts";
 import { startHaven } from "../server/app.ts";
-import { ARGON2_PARAMS } from "../server/auth/password.ts";
-import { createUser } from "../server/auth/service.ts";
+import { createUser } from "../server/auth/login.ts";
+import { ARGON2_PARAMS } from "../server/auth/password-hashing.ts";
 import { loadConfig } from "../server/config.ts";
 
 const args = process.argv.slice(2);

@@ -18,12 +18,12 @@ import { v7 as uuidv7 } from "uuid";
 import { openDatabase } from "../db/client.ts";
 import { clinicalEntries, organizations, patients } from "../db/schema/index.ts";
 import { sealAuditChain, verifyAuditChain } from "../server/audit/chain.ts";
-import { type AuditActor, recordAudit } from "../server/audit/service.ts";
 import { decryptString, encryptString } from "../server/crypto/envelope.ts";
 import { Keyring } from "../server/crypto/keyring.ts";
 import { PhiCrypto } from "../server/crypto/phi.ts";
 import { encryptedColumns } from "../server/crypto/registry.ts";
 import { rotateKeys } from "../server/crypto/rotation.ts";
+import { type AuditActor, recordAudit } from "../server/kernel/audit.ts";
 
 const entries = Number(process.argv[2] ?? 20_000);
 const writers = Number(process.argv[3] ?? 16);

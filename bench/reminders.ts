@@ -1,6 +1,6 @@
 /**
  * Throughput of the reminder queue: claim + complete, in reminders per second, through the real
- * cron processes (`server/reminders/cron/cli.ts`, log transport: no SMTP) against one Haven server
+ * cron processes (`workers/reminders/cli.ts`, log transport: no SMTP) against one Haven server
  * on PostgreSQL. Measures 1 worker, then 4 workers at once, in the same run and on the same
  * database, and prints the ratio, plus how busy the (single) Haven server process was: when its event
  * loop is saturated, more workers cannot help and more app instances would. A run's time is the cron's own `elapsedMs` (first claim to last
@@ -15,12 +15,12 @@ import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import postgres from "postgres";
 import { openDatabase } from "../db/client.ts";
+import { createApiKey } from "../server/accounts/api-keys.ts";
 import { startHaven } from "../server/app.ts";
-import { createApiKey } from "../server/auth/api-keys.ts";
 import { loadConfig } from "../server/config.ts";
 import { seedDueReminders } from "../server/reminders/test/fixtures.ts";
-import { type CronSummary, killAll, spawnCron } from "../server/reminders/test/processes.ts";
 import { makeOrganization } from "../server/test/factory.ts";
+import { type CronSummary, killAll, spawnCron } from "../workers/reminders/test/processes.ts";
 
 const total = Number(process.argv[2] ?? 4000);
 const rounds = Number(process.argv[3] ?? 2);

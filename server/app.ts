@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
+import { createLogger } from "../lib/logger.ts";
+import { createMailTransport } from "../lib/mail.ts";
 import { privacySettingsFrom } from "./access/settings.ts";
 import { schedulingSettingsFrom } from "./appointments/settings.ts";
 import { AuditSealer } from "./audit/sealer.ts";
@@ -12,8 +14,6 @@ import { loadKeys } from "./crypto/load.ts";
 import { PhiCrypto } from "./crypto/phi.ts";
 import { type DemoSeedResult, seedDemo } from "./demo/seed.ts";
 import { buildServer } from "./http.ts";
-import { createLogger } from "./logger.ts";
-import { createMailTransport } from "./mail/transport.ts";
 import { Metrics } from "./metrics.ts";
 import { reminderQueueDepth } from "./reminders/service.ts";
 import { reminderSettingsFrom } from "./reminders/settings.ts";

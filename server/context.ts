@@ -1,12 +1,12 @@
 import type { Database, DatabaseHandle } from "../db/client.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { MailTransport } from "../lib/mail.ts";
 import { DEFAULT_PRIVACY_SETTINGS, type PrivacySettings } from "./access/settings.ts";
 import type { SchedulingSettings } from "./appointments/settings.ts";
-import type { AuditActor } from "./audit/service.ts";
-import type { Actor } from "./auth/roles.ts";
 import type { CookieSpec, SessionManager } from "./auth/session.ts";
 import type { ServiceDeps } from "./deps.ts";
-import type { Logger } from "./logger.ts";
-import type { MailTransport } from "./mail/transport.ts";
+import type { AuditActor } from "./kernel/audit.ts";
+import type { Actor } from "./kernel/roles.ts";
 import type { Metrics } from "./metrics.ts";
 import { DEFAULT_REMINDER_SETTINGS, type ReminderSettings } from "./reminders/settings.ts";
 

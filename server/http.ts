@@ -16,7 +16,7 @@ import type { DatabaseHandle } from "../db/client.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
-import { TooManyRequestsError } from "./errors.ts";
+import { TooManyRequestsError } from "./kernel/errors.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess } from "./trpc.ts";
 

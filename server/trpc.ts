@@ -1,10 +1,9 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
-import { recordAudit } from "./audit/service.ts";
-import { type ApiKeyScope, isPrivileged, type Role } from "./auth/roles.ts";
 import type { Context } from "./context.ts";
 import { DecryptionError } from "./crypto/envelope.ts";
+import { recordAudit } from "./kernel/audit.ts";
 import {
   ConflictError,
   DomainError,
@@ -14,7 +13,8 @@ import {
   TooManyRequestsError,
   UnauthorizedError,
   ValidationError,
-} from "./errors.ts";
+} from "./kernel/errors.ts";
+import { type ApiKeyScope, isPrivileged, type Role } from "./kernel/roles.ts";
 
 /**
  * Who may call a procedure. Every procedure declares it (`.meta({ roles, phi })`); the one access

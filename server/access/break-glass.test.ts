@@ -3,8 +3,8 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient, isHavenError } from "../../client-sdk/index.ts";
 import { auditEvents, patients } from "../../db/schema/index.ts";
-import { enrolTotpDirectly, totpCode } from "../auth/mfa.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
+import { enrolTotpDirectly, totpCode } from "../mfa/service.ts";
 import {
   linkCare,
   loginWithMfa,

@@ -1,4 +1,4 @@
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 
 /**
  * Break-the-glass rules (emergency access; HIPAA 45 CFR 164.312(a)(2)(ii) emergency access

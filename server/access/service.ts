@@ -2,11 +2,11 @@ import { and, asc, count, eq, gt, inArray, isNotNull, isNull, or, sql } from "dr
 import { v7 as uuidv7 } from "uuid";
 import type { z } from "zod";
 import { auditEvents, breakGlassGrants, practitioners } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import { verifyFreshTotp } from "../auth/mfa.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
+import { verifyFreshTotp } from "../mfa/service.ts";
 import { loadPatientFacts } from "../patients/access.ts";
 import { canBreakGlass, canReviewGrant, canRevokeGrant, grantState } from "./policy.ts";
 import type { grantOutput, reviewItem, reviewOutput } from "./schemas.ts";

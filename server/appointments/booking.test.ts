@@ -2,7 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { appointmentChanges, appointments, auditEvents, reminders } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { makeOrganization, makeUser } from "../test/factory.ts";
 import { actorFor, createHarness, type Harness } from "../test/harness.ts";
 import { type Clinic, makeClinic, makePortalPatient } from "./fixtures.ts";

@@ -2,10 +2,9 @@ import { and, eq, gt, inArray, lt, ne } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { appointments, patients } from "../../db/schema/index.ts";
-import type { AuditAction } from "../audit/actions.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { AuditAction } from "../kernel/audit-actions.ts";
 import {
   ConflictError,
   type DomainError,
@@ -13,7 +12,8 @@ import {
   NotFoundError,
   sqlState,
   ValidationError,
-} from "../errors.ts";
+} from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
 import {
   loadPractitioner,
   type SchedulePractitioner,

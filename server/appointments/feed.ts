@@ -1,10 +1,10 @@
 import { eq, inArray } from "drizzle-orm";
 import type { DatabaseHandle } from "../../db/client.ts";
 import { appointments, sessions, users } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import { type Actor, isPrivileged } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, UnauthorizedError } from "../errors.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { ForbiddenError, UnauthorizedError } from "../kernel/errors.ts";
+import { type Actor, isPrivileged } from "../kernel/roles.ts";
 import { loadPractitioner } from "../scheduling/service.ts";
 import {
   CHANGES_CHANNEL,

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { availabilityRules, organizations, patients } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import {
   makeOrganization,
   makePatient,

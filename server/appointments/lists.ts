@@ -1,13 +1,13 @@
 import { and, asc, eq, gt, gte, lt, or } from "drizzle-orm";
 import type { z } from "zod";
 import { appointments, organizations } from "../../db/schema/index.ts";
-import { type AuditActor, type AuditEvent, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, NotFoundError } from "../errors.ts";
+import { type AuditActor, type AuditEvent, recordAudit } from "../kernel/audit.ts";
+import { decodeCursor, encodeCursor } from "../kernel/cursor.ts";
+import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { loadPractitioner } from "../scheduling/service.ts";
 import { localDayBounds } from "../scheduling/slots.ts";
-import { decodeCursor, encodeCursor } from "./cursor.ts";
 import type { scheduleOutput } from "./schemas.ts";
 import { selectAppointmentRows, toScheduleItem } from "./view.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Actor, ROLES, type Role } from "../auth/roles.ts";
+import { type Actor, ROLES, type Role } from "../kernel/roles.ts";
 import { canManageAvailability, canViewSchedule } from "../scheduling/policy.ts";
 import {
   type AppointmentFacts,

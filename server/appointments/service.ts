@@ -1,12 +1,12 @@
 import { and, desc, eq, lt, or } from "drizzle-orm";
 import type { z } from "zod";
 import { appointments, practitioners } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { decodeCursor, encodeCursor } from "../kernel/cursor.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { assertCanReadPatient } from "../patients/access.ts";
 import { patientViewFor } from "../patients/policy.ts";
-import { decodeCursor, encodeCursor } from "./cursor.ts";
 import type { listForPatientOutput } from "./schemas.ts";
 
 export type AppointmentPage = z.infer<typeof listForPatientOutput>;

@@ -2,9 +2,9 @@ import { eq, type SQL } from "drizzle-orm";
 import type { z } from "zod";
 import type { Executor } from "../../db/client.ts";
 import { appointments, patients, practitioners } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { patientViewFor } from "../patients/policy.ts";
 import type { appointmentDetail, scheduleItem } from "./schemas.ts";
 

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { auditChain, auditEvents } from "../../db/schema/index.ts";
-import { sqlState } from "../errors.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { sqlState } from "../kernel/errors.ts";
 import { loginWithMfa, makeOrganization, makeUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
 import { GENESIS_HASH, linkHash, sealAuditChain, verifyAuditChain } from "./chain.ts";
-import { type AuditActor, recordAudit } from "./service.ts";
 
 /**
  * Tamper evidence (HIPAA 45 CFR 164.312(b), (c)(1)): audit rows are append-only for everyone

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
+import { rowsOf } from "../../db/rows.ts";
 import { auditChain, auditEvents } from "../../db/schema/index.ts";
-import { rowsOf } from "../crypto/rows.ts";
-import { canonicalJson } from "../fhir/canonical.ts";
+import { canonicalJson } from "../kernel/canonical-json.ts";
 
 /**
  * Tamper evidence for the audit trail (HIPAA 45 CFR 164.312(b), 164.312(c)(1)).

@@ -2,8 +2,8 @@ import { parseArgs } from "node:util";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { parseCommandLine, pickCommand } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
+import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
 import { type ChainHead, sealAuditChain, verifyAuditChain } from "./chain.ts";
-import { recordAudit, SYSTEM_ACTOR } from "./service.ts";
 
 /**
  * `npm run audit -- <verify|seal>`: check or extend the audit hash chain of DATABASE_URL (or the

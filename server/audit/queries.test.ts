@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { patients } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import {
   linkCare,
   loginWithMfa,

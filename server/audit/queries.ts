@@ -2,13 +2,13 @@ import { and, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
 import type { z } from "zod";
 import type { Database } from "../../db/client.ts";
 import { auditEvents, breakGlassGrants, patients, practitioners } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
-import type { AuditAction } from "./actions.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { AuditAction } from "../kernel/audit-actions.ts";
+import { ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { sealAuditChain, verifyAuditChain } from "./chain.ts";
 import type { disclosureItem, forPatientOutput, searchOutput, verifyOutput } from "./schemas.ts";
-import { type AuditActor, recordAudit } from "./service.ts";
 
 /**
  * Reading the audit trail: the accounting of disclosures for one patient (HIPAA 45 CFR 164.528),

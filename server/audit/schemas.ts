@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AUDIT_ACTIONS } from "./actions.ts";
+import { AUDIT_ACTIONS } from "../kernel/audit-actions.ts";
 
 const range = {
   /** Inclusive lower bound (UTC instant). */

@@ -1,6 +1,6 @@
+import { isApiKey, resolveApiKey } from "../accounts/api-keys.ts";
 import type { AppServices } from "../context.ts";
-import { isApiKey, resolveApiKey } from "./api-keys.ts";
-import type { Actor } from "./roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 
 /** How a request proved who it is. */
 export type CredentialKind = "session-bearer" | "session-cookie" | "api-key";

@@ -1,9 +1,6 @@
 import { eq } from "drizzle-orm";
 import { users } from "../../db/schema/index.ts";
-import { recordAudit } from "../audit/service.ts";
-import type { Context } from "../context.ts";
-import { NotFoundError, UnauthorizedError } from "../errors.ts";
-import { protectedProcedure, publicProcedure, router } from "../trpc.ts";
+import { createApiKey, listApiKeys, revokeApiKey } from "../accounts/api-keys.ts";
 import {
   acceptInvitation,
   createInvitation,
@@ -12,8 +9,11 @@ import {
   revokeInvitation,
   setDisabled,
   setRole,
-} from "./accounts.ts";
-import { createApiKey, listApiKeys, revokeApiKey } from "./api-keys.ts";
+} from "../accounts/service.ts";
+import type { Context } from "../context.ts";
+import { recordAudit } from "../kernel/audit.ts";
+import { NotFoundError, UnauthorizedError } from "../kernel/errors.ts";
+import type { Actor, Role } from "../kernel/roles.ts";
 import {
   beginTotpEnrolment,
   confirmTotpEnrolment,
@@ -21,9 +21,10 @@ import {
   regenerateRecoveryCodes,
   useRecoveryCode,
   verifyFreshTotp,
-} from "./mfa.ts";
-import { changePassword, requestPasswordReset, resetPassword } from "./passwords.ts";
-import type { Actor, Role } from "./roles.ts";
+} from "../mfa/service.ts";
+import { protectedProcedure, publicProcedure, router } from "../trpc.ts";
+import { login } from "./login.ts";
+import { changePassword, requestPasswordReset, resetPassword } from "./password-change.ts";
 import {
   apiKeyCreateInput,
   apiKeyCreateOutput,
@@ -58,7 +59,6 @@ import {
   userIdInput,
   usersListOutput,
 } from "./schemas.ts";
-import { login } from "./service.ts";
 
 /** Roles that sign in with a password and hold sessions (API keys are `service`). */
 const SESSION_ROLES = ["patient", "clinician", "staff", "admin"] as const satisfies readonly Role[];

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { ASSIGNABLE_ROLES } from "./policy.ts";
-import { API_KEY_SCOPES, ROLES } from "./roles.ts";
+import { ASSIGNABLE_ROLES } from "../accounts/policy.ts";
+import { API_KEY_SCOPES, ROLES } from "../kernel/roles.ts";
 
 /**
  * Passwords are checked against NIST 800-63B rules in the service (12–128 code points, not common,

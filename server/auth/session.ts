@@ -3,8 +3,8 @@ import { and, eq, lt, ne } from "drizzle-orm";
 import { type Adapter, type DatabaseSession, type DatabaseUser, Lucia, TimeSpan } from "lucia";
 import type { Database } from "../../db/client.ts";
 import { patients, practitioners, sessions, users } from "../../db/schema/index.ts";
-import { recordAudit } from "../audit/service.ts";
-import { type Actor, isPrivileged, type Role } from "./roles.ts";
+import { recordAudit } from "../kernel/audit.ts";
+import { type Actor, isPrivileged, type Role } from "../kernel/roles.ts";
 
 /**
  * Sessions, wrapped in this one module so Lucia v3 (deprecated upstream) can be swapped by

@@ -3,7 +3,7 @@ import { and, desc, eq, gt, inArray, lt, or, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { authThrottleEvents } from "../../db/schema/index.ts";
-import { TooManyRequestsError } from "../errors.ts";
+import { TooManyRequestsError } from "../kernel/errors.ts";
 
 /**
  * Sliding-window throttle for authentication attempts (OWASP ASVS 2.2.1), stored in Postgres

@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
-import { recordAudit, SYSTEM_ACTOR } from "../audit/service.ts";
 import { parseCommandLine, pickCommand } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
+import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
 import { blindIndexFingerprint, storedBlindIndexFingerprint } from "./fingerprint.ts";
 import { FileKeyProvider } from "./key-file.ts";
 import { KeyError } from "./keyring.ts";

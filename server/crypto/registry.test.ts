@@ -3,11 +3,12 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { getTableConfig, pgTable, text, uuid } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rowsOf } from "../../db/rows.ts";
 import { blindIndexColumn, encrypted } from "../../db/schema/columns.ts";
 import { breakGlassGrants } from "../../db/schema/index.ts";
-import { enrolTotpDirectly } from "../auth/mfa.ts";
 import { DEMO_BUNDLE_DIR } from "../demo/seed.ts";
 import { importFiles } from "../fhir/importer.ts";
+import { enrolTotpDirectly } from "../mfa/service.ts";
 import { makeOrganization, makePatient, makeUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
 import {
@@ -17,7 +18,6 @@ import {
   RegistryError,
 } from "./registry.ts";
 import { REINDEX_RULES } from "./reindex.ts";
-import { rowsOf } from "./rows.ts";
 
 /**
  * The key registry is derived from the schema, and this suite is the guard that it misses

@@ -11,9 +11,9 @@ import {
   users,
 } from "../../db/schema/index.ts";
 import { DEMO_BUNDLE_DIR } from "../demo/seed.ts";
-import { sourceMac } from "../fhir/canonical.ts";
 import { importFiles } from "../fhir/importer.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import { sourceMac } from "../kernel/canonical-json.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import { makeOrganization, makeUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
 import {

@@ -2,13 +2,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type SQL, sql } from "drizzle-orm";
 import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core";
 import type { Database } from "../../db/client.ts";
+import { rowsOf } from "../../db/rows.ts";
 import { clinicalEntries, invitations, patients, users } from "../../db/schema/index.ts";
-import { sourceMac } from "../fhir/canonical.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import { sourceMac } from "../kernel/canonical-json.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import { DecryptionError, decryptJson } from "./envelope.ts";
 import { recordBlindIndexFingerprint } from "./fingerprint.ts";
 import type { PhiCrypto } from "./phi.ts";
-import { rowsOf } from "./rows.ts";
 
 /**
  * Rebuilding blind indexes after a blind-index key change (`npm run keys -- reindex`).

@@ -6,10 +6,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { and, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rowsOf } from "../../db/rows.ts";
 import { patients } from "../../db/schema/index.ts";
 import { DEMO_BUNDLE_DIR } from "../demo/seed.ts";
 import { importFiles } from "../fhir/importer.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import { makeOrganization, makePatient, makeUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
 import { decryptString, envelopeKeyId } from "./envelope.ts";
@@ -17,7 +18,6 @@ import { Keyring } from "./keyring.ts";
 import { PhiCrypto } from "./phi.ts";
 import { encryptedColumns } from "./registry.ts";
 import { keyUsage, rotateKeys } from "./rotation.ts";
-import { rowsOf } from "./rows.ts";
 
 /**
  * Key rotation (HIPAA 45 CFR 164.312(a)(2)(iv)): the issue's acceptance test — import the Synthea

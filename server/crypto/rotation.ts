@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
+import { rowsOf } from "../../db/rows.ts";
 import { DecryptionError, decryptString, ENVELOPE_VERSION, encryptString } from "./envelope.ts";
 import type { Keyring } from "./keyring.ts";
 import { type EncryptedColumnEntry, encryptedColumns } from "./registry.ts";
-import { rowsOf } from "./rows.ts";
 
 /**
  * Online key rotation (HIPAA 45 CFR 164.312(a)(2)(iv); NIST SP 800-57 key lifetimes): re-encrypt

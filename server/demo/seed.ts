@@ -4,11 +4,11 @@ import { fileURLToPath } from "node:url";
 import { asc, count, eq } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { careRelationships, patients, practitioners, users } from "../../db/schema/index.ts";
-import { enrolTotpDirectly, totpUri } from "../auth/mfa.ts";
-import { isPrivileged, type Role } from "../auth/roles.ts";
-import { createUser } from "../auth/service.ts";
+import { createUser } from "../auth/login.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type ImportSummary, importFiles } from "../fhir/importer.ts";
+import { isPrivileged, type Role } from "../kernel/roles.ts";
+import { enrolTotpDirectly, totpUri } from "../mfa/service.ts";
 import { seedDemoHours } from "../scheduling/service.ts";
 
 /** The Synthea bundles shipped in the repo (synthetic, Apache-2.0). */

@@ -1,4 +1,4 @@
-import { ValidationError } from "../errors.ts";
+import { ValidationError } from "../kernel/errors.ts";
 
 /**
  * Why a bundle was rejected: bad input, an unresolvable required reference, a database refusal, or

@@ -15,7 +15,7 @@ import {
 } from "../../db/schema/index.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
 import { DEMO_BUNDLE_DIR } from "../demo/seed.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import { createTestDatabase, testKeyring } from "../test/db.ts";
 import { makeOrganization, makePatient, makeUser } from "../test/factory.ts";
 import { actorFor, createHarness, type Harness } from "../test/harness.ts";

@@ -10,8 +10,8 @@ import {
   practitioners,
 } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { NotFoundError } from "../errors.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import { NotFoundError } from "../kernel/errors.ts";
 import { mapPatient, NPI_SYSTEM, SSN_SYSTEM } from "./map.ts";
 import type { FhirResource } from "./types.ts";
 

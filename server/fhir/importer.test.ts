@@ -12,7 +12,7 @@ import {
   patients,
   practitioners,
 } from "../../db/schema/index.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import { createTestDatabase, type TestDatabase, testCrypto } from "../test/db.ts";
 import { FhirImportError } from "./errors.ts";
 import { type ImportDeps, type ImportSummary, importBundle, importFiles } from "./importer.ts";

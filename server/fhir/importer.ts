@@ -2,7 +2,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Database } from "../../db/client.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { sqlState } from "../errors.ts";
+import { sqlState } from "../kernel/errors.ts";
 import { emptyCounts, type ImportCounts, mergeCounts } from "./counts.ts";
 import { describeEntry, FhirImportError } from "./errors.ts";
 import { type BundleEntry, type FhirResource, isHandledType } from "./types.ts";

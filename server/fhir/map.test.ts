@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalJson } from "./canonical.ts";
+import { canonicalJson } from "../kernel/canonical-json.ts";
 import {
   appointmentStatus,
   authorReferences,

@@ -1,5 +1,5 @@
 import type { appointmentStatusEnum, clinicalKindEnum } from "../../db/schema/index.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import type {
   ClinicalType,
   FhirCodeableConcept,

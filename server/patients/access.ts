@@ -1,10 +1,10 @@
 import { and, desc, eq, gt, inArray, isNull, lte, or } from "drizzle-orm";
 import { breakGlassGrants, careRelationships, patients } from "../../db/schema/index.ts";
-import type { AuditAction } from "../audit/actions.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, NotFoundError } from "../errors.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { AuditAction } from "../kernel/audit-actions.ts";
+import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { type AccessBasis, canReadPatient, type PatientFacts } from "./policy.ts";
 
 /**

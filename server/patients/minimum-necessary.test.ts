@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { auditEvents, clinicalEntries, patients } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import {
   linkCare,
   loginWithMfa,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type Actor, ROLES, type Role } from "../auth/roles.ts";
 import { mapPatient } from "../fhir/map.ts";
+import { type Actor, ROLES, type Role } from "../kernel/roles.ts";
 import {
   type AccessBasis,
   ALL_DEMOGRAPHIC_FIELDS,

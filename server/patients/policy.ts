@@ -1,5 +1,5 @@
-import type { Actor, Role } from "../auth/roles.ts";
-import type { Demographics } from "./demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import type { Actor, Role } from "../kernel/roles.ts";
 
 /**
  * Row-level rules for patient records (ARCHITECTURE §3). Pure functions, exhaustively tested:

@@ -1,13 +1,13 @@
 import { and, desc, eq, inArray } from "drizzle-orm";
 import type { z } from "zod";
 import { clinicalEntries, patients } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import type { Actor, Role } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, NotFoundError } from "../errors.ts";
 import { exportPatientBundle, type FhirBundle } from "../fhir/export.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
+import type { Actor, Role } from "../kernel/roles.ts";
 import { assertCanReadPatient, loadPatientFacts, recordBreakGlassUse } from "./access.ts";
-import type { Demographics } from "./demographics.ts";
 import { canReadPatient, patientViewFor } from "./policy.ts";
 import type { getOutput, searchInput, searchOutput } from "./schemas.ts";
 

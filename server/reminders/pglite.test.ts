@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
-import type { AuditActor } from "../audit/service.ts";
+import type { AuditActor } from "../kernel/audit.ts";
 import { testCrypto } from "../test/db.ts";
 import { makeOrganization, makeUser } from "../test/factory.ts";
 import { claimDue, completeReminder, reminderStats } from "./service.ts";

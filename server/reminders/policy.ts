@@ -1,4 +1,4 @@
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import type { ReminderSettings } from "./settings.ts";
 
 /**

@@ -10,7 +10,7 @@ import {
 } from "../../db/schema/index.ts";
 import { cancelReminders, scheduleReminders } from "../appointments/reminders.ts";
 import { DEFAULT_SCHEDULING_SETTINGS } from "../appointments/settings.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import {
   makeOrganization,
   makePatient,
@@ -25,7 +25,7 @@ import { SECRET_REASON, type SeededReminder, seedDueReminders } from "./test/fix
 /**
  * The reminder queue through the real router, HTTP and Postgres: claims (skip-locked, leased,
  * minimum necessary, audited), reports, backoff, dead letters, the appointment lifecycle rules and
- * the staff views. The cron process itself is tested in `cron/cron.test.ts`.
+ * the staff views. The cron process itself is tested in `workers/reminders/cron.test.ts`.
  */
 let h: Harness;
 let url: string;

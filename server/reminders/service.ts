@@ -3,12 +3,12 @@ import { Temporal } from "temporal-polyfill";
 import type { z } from "zod";
 import type { Executor } from "../../db/client.ts";
 import { appointments, organizations, patients, reminders } from "../../db/schema/index.ts";
-import { type AuditActor, type AuditEvent, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
 import { DecryptionError } from "../crypto/envelope.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import { type AuditActor, type AuditEvent, recordAudit } from "../kernel/audit.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
 import {
   afterOutcome,
   type CompletionOutcome,

@@ -1,4 +1,4 @@
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 
 /**
  * Who may see and manage a practitioner's working hours (workforce data, not PHI).

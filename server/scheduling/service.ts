@@ -9,11 +9,11 @@ import {
   organizations,
   practitioners,
 } from "../../db/schema/index.ts";
-import type { AuditAction } from "../audit/actions.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
-import type { Actor } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, NotFoundError } from "../errors.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { AuditAction } from "../kernel/audit-actions.ts";
+import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { canManageAvailability, canViewSchedule, type SchedulingDecision } from "./policy.ts";
 import type {
   addExceptionInput,

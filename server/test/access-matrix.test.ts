@@ -2,7 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEvents, patients, practitioners } from "../../db/schema/index.ts";
-import type { Actor } from "../auth/roles.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { linkCare, makeOrganization, makePatient, makePractitioner, makeUser } from "./factory.ts";
 import { actorFor, createHarness, type Harness } from "./harness.ts";
 

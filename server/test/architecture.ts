@@ -41,7 +41,7 @@ const RANK: Record<Layer, number> = {
 };
 
 /** Files at the server root that every layer may use (leaf modules with no server imports). */
-const PLATFORM_FILES = new Set(["server/config.ts", "server/logger.ts", "server/cli.ts", "server/metrics.ts"]);
+const PLATFORM_FILES = new Set(["server/config.ts", "server/cli.ts", "server/metrics.ts"]);
 /** The tRPC core: builders, the access middleware, the request context. */
 const RPC_FILES = new Set(["server/trpc.ts", "server/context.ts"]);
 /** The HTTP edge and the wiring of a whole server. */
@@ -106,11 +106,7 @@ export function domainOf(path: string): string | null {
 
 /** Classify a repository path into its layer. */
 export function layerOf(path: string): Layer {
-  if (
-    path.startsWith("client-sdk/") ||
-    path.startsWith("workers/") ||
-    path.startsWith("admin/")
-  )
+  if (path.startsWith("client-sdk/") || path.startsWith("workers/") || path.startsWith("admin/"))
     return "consumer";
   // server/cli.ts is the shared argument-parsing helper, not an entry point.
   if (path === "server/main.ts" || (/(^|\/)cli\.ts$/.test(path) && path !== "server/cli.ts"))
@@ -184,12 +180,14 @@ export function importsOf(src: string): { spec: string; typeOnly: boolean; line:
     if (!spec) continue;
     const braces = m[3] ?? "";
     const allTypes =
-      Boolean(m[2]) || (/^\{[^}]*\}$/.test(braces.trim()) && braces
-        .replace(/[{}]/g, "")
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .every((s) => s.startsWith("type ")));
+      Boolean(m[2]) ||
+      (/^\{[^}]*\}$/.test(braces.trim()) &&
+        braces
+          .replace(/[{}]/g, "")
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .every((s) => s.startsWith("type ")));
     const line = src.slice(0, (m.index ?? 0) + m[0].indexOf(spec)).split("\n").length;
     found.push({ spec, typeOnly: allTypes, line });
   }
@@ -221,7 +219,8 @@ function listFiles(repo: string): string[] {
 export function functionLengths(code: string): { line: number; lines: number }[] {
   const result: { line: number; lines: number }[] = [];
   const starts: number[] = [];
-  const re = /\bfunction\b[^{;]*?\{|=>\s*\{|^\s*(?:async\s+)?(?:get\s+|set\s+)?[A-Za-z_$][\w$]*\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*(?::[^{;]+)?\{/gm;
+  const re =
+    /\bfunction\b[^{;]*?\{|=>\s*\{|^\s*(?:async\s+)?(?:get\s+|set\s+)?[A-Za-z_$][\w$]*\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*(?::[^{;]+)?\{/gm;
   for (const m of code.matchAll(re)) {
     const head = m[0];
     if (/^\s*(if|for|while|switch|catch|return|with)\b/.test(head)) continue;
@@ -246,9 +245,12 @@ export function functionLengths(code: string): { line: number; lines: number }[]
 
 function resolveSpec(from: string, spec: string, known: Set<string>): string {
   if (!spec.startsWith(".")) return spec;
-  const target = normalize(join(dirname(from), spec)).split(sep).join("/");
+  const target = normalize(join(dirname(from), spec))
+    .split(sep)
+    .join("/");
   if (known.has(target)) return target;
-  for (const candidate of [`${target}.ts`, `${target}/index.ts`]) if (known.has(candidate)) return candidate;
+  for (const candidate of [`${target}.ts`, `${target}/index.ts`])
+    if (known.has(candidate)) return candidate;
   return target;
 }
 
@@ -287,7 +289,8 @@ export function analyse(repo: string): ArchitectureReport {
     const isRepoPath = known.has(e.to);
     const where = `${e.from}:${e.line} -> ${e.to}`;
     if (fromLayer === "consumer") {
-      const sdkTypes = e.from.startsWith("client-sdk/") && e.to === "server/router.ts" && e.typeOnly;
+      const sdkTypes =
+        e.from.startsWith("client-sdk/") && e.to === "server/router.ts" && e.typeOnly;
       if ((e.to.startsWith("server/") || e.to.startsWith("db/")) && !sdkTypes)
         violations.push({
           rule: "consumer-imports-server",
@@ -306,7 +309,11 @@ export function analyse(repo: string): ArchitectureReport {
       continue;
     }
     if (isTestCode(e.to)) {
-      violations.push({ rule: "upward-import", edge: e, message: `${where}: product code imports test code` });
+      violations.push({
+        rule: "upward-import",
+        edge: e,
+        message: `${where}: product code imports test code`,
+      });
       continue;
     }
     const toLayer = layerOf(e.to);
@@ -337,7 +344,10 @@ export function analyse(repo: string): ArchitectureReport {
     }
   }
   for (const cycle of domainCycles(domainGraph))
-    violations.push({ rule: "domain-cycle", message: `domains import each other in a cycle: ${cycle.join(" -> ")}` });
+    violations.push({
+      rule: "domain-cycle",
+      message: `domains import each other in a cycle: ${cycle.join(" -> ")}`,
+    });
 
   return {
     files: files.length,
@@ -383,6 +393,7 @@ export function formatReport(r: ArchitectureReport): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const repo = relative(process.cwd(), join(dirname(new URL(import.meta.url).pathname), "..", "..")) || ".";
+  const repo =
+    relative(process.cwd(), join(dirname(new URL(import.meta.url).pathname), "..", "..")) || ".";
   process.stdout.write(`${formatReport(analyse(repo))}\n`);
 }

@@ -8,13 +8,13 @@ import {
   patients,
   practitioners,
 } from "../../db/schema/index.ts";
-import { createApiKey } from "../auth/api-keys.ts";
-import { API_KEY_SCOPES, type ApiKeyScope, type Role } from "../auth/roles.ts";
-import { createUser } from "../auth/service.ts";
+import { createApiKey } from "../accounts/api-keys.ts";
+import { createUser } from "../auth/login.ts";
 import { hashSessionToken, type SessionManager } from "../auth/session.ts";
 import type { PhiCrypto } from "../crypto/phi.ts";
 import type { ServiceDeps } from "../deps.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import { API_KEY_SCOPES, type ApiKeyScope, type Role } from "../kernel/roles.ts";
 
 /** Test data builders that write through the same crypto as production code. */
 export type Deps = ServiceDeps & { db: Database; crypto: PhiCrypto };

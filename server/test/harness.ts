@@ -1,12 +1,12 @@
 import { Writable } from "node:stream";
+import { createLogger } from "../../lib/logger.ts";
+import { MemoryMailTransport } from "../../lib/mail.ts";
 import { DEFAULT_SCHEDULING_SETTINGS } from "../appointments/settings.ts";
-import type { Actor } from "../auth/roles.ts";
 import { SessionManager } from "../auth/session.ts";
 import { type AppServices, createContextInner } from "../context.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
 import { buildServer } from "../http.ts";
-import { createLogger } from "../logger.ts";
-import { MemoryMailTransport } from "../mail/transport.ts";
+import type { Actor } from "../kernel/roles.ts";
 import { appRouter } from "../router.ts";
 import { createCallerFactory } from "../trpc.ts";
 import { createTestDatabase, type TestDatabase, testKeyring } from "./db.ts";

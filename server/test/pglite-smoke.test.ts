@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { type RunningHaven, startHaven } from "../app.ts";
-import { totpCode } from "../auth/mfa.ts";
 import { loadConfig } from "../config.ts";
 import { DEMO_LOGINS } from "../demo/seed.ts";
+import { totpCode } from "../mfa/service.ts";
 import { LogSink } from "./harness.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from "uuid";
 import { appointments, patients, reminders } from "../../../db/schema/index.ts";
-import type { Demographics } from "../../patients/demographics.ts";
+import type { Demographics } from "../../kernel/demographics.ts";
 import { type Deps, makePractitioner, sampleDemographics } from "../../test/factory.ts";
 
 /** A visit reason that must never appear in a reminder (minimum necessary). */

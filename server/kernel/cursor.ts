@@ -1,4 +1,4 @@
-import { ValidationError } from "../errors.ts";
+import { ValidationError } from "./errors.ts";
 
 /** Keyset cursor over `(starts_at, id)`: base64url of `<startsAt ISO>|<id>`; opaque to clients. */
 export function encodeCursor(startsAt: Date, id: string): string {

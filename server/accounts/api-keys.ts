@@ -2,10 +2,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { apiKeys, users } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { NotFoundError } from "../errors.ts";
-import type { Actor, ApiKeyScope } from "./roles.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { NotFoundError } from "../kernel/errors.ts";
+import type { Actor, ApiKeyScope } from "../kernel/roles.ts";
 
 /**
  * API keys: machine credentials for the reminder cron (ARCHITECTURE §4). A key is `hk_` + 256

@@ -7,6 +7,7 @@ import {
   patients,
   practitioners,
 } from "../../db/schema/index.ts";
+import { advance, auditRows, creds, errorOf, outcome } from "../auth/test-utils.ts";
 import {
   loginWithMfa,
   makeOrganization,
@@ -17,7 +18,6 @@ import {
   type TestUser,
 } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
-import { advance, auditRows, creds, errorOf, outcome } from "./test-utils.ts";
 
 /**
  * Accounts over HTTP against real Postgres: portal invitations tied to a patient record (token +
@@ -389,9 +389,9 @@ describe("password reset by e-mailed token", () => {
   });
 
   it("the log transport records message ids only, never addresses or tokens", async () => {
-    const { LogMailTransport } = await import("../mail/transport.ts");
+    const { LogMailTransport } = await import("../../lib/mail.ts");
     const { LogSink } = await import("../test/harness.ts");
-    const { createLogger } = await import("../logger.ts");
+    const { createLogger } = await import("../../lib/logger.ts");
     const sink = new LogSink();
     const t = new LogMailTransport(createLogger("info", sink));
     await t.send({

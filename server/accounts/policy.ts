@@ -1,4 +1,4 @@
-import type { Actor, Role } from "./roles.ts";
+import type { Actor, Role } from "../kernel/roles.ts";
 
 /**
  * Who may administer which account (pure functions, exhaustively tested in policy.test.ts).

@@ -1,18 +1,23 @@
 import { eq } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { patients, practitioners, users } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ConflictError, sqlState, TooManyRequestsError, UnauthorizedError } from "../errors.ts";
-import type { Demographics } from "../patients/demographics.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { Demographics } from "../kernel/demographics.ts";
+import {
+  ConflictError,
+  sqlState,
+  TooManyRequestsError,
+  UnauthorizedError,
+} from "../kernel/errors.ts";
+import { isPrivileged, type Role } from "../kernel/roles.ts";
 import {
   hashPassword,
   needsRehash,
   type PasswordContext,
   verifyDummy,
   verifyPassword,
-} from "./password.ts";
-import { isPrivileged, type Role } from "./roles.ts";
+} from "./password-hashing.ts";
 import type { SessionManager } from "./session.ts";
 import { keysFor, reserve, THROTTLE_LIMITS } from "./throttle.ts";
 

@@ -1,4 +1,4 @@
-import { totpCode } from "./mfa.ts";
+import { totpCode } from "./service.ts";
 
 /**
  * `npm run totp -- <base32 secret>`: print the current TOTP code (RFC 6238, 30 s) for a secret, and

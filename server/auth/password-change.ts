@@ -3,18 +3,18 @@ import { and, eq, isNull, ne } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { passwordResetTokens, users } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
+import type { MailTransport } from "../../lib/mail.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from "../errors.ts";
-import type { MailTransport } from "../mail/transport.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from "../kernel/errors.ts";
+import type { Actor } from "../kernel/roles.ts";
+import { passwordContextFor } from "./login.ts";
 import {
   assertPasswordAcceptable,
   hashPassword,
   PasswordPolicyError,
   verifyPassword,
-} from "./password.ts";
-import type { Actor } from "./roles.ts";
-import { passwordContextFor } from "./service.ts";
+} from "./password-hashing.ts";
 import type { SessionManager } from "./session.ts";
 import { keysFor, reserve, THROTTLE_LIMITS } from "./throttle.ts";
 

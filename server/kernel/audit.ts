@@ -1,8 +1,8 @@
 import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { auditEvents } from "../../db/schema/index.ts";
-import type { Role } from "../auth/roles.ts";
-import type { AuditAction, AuditOutcome } from "./actions.ts";
+import type { AuditAction, AuditOutcome } from "./audit-actions.ts";
+import type { Role } from "./roles.ts";
 
 /** Who did something, as known from the request (ids only). */
 export interface AuditActor {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { type Actor, ROLES, type Role } from "../kernel/roles.ts";
 import { canAdministerAccount, canChangeRole, invitableRoles } from "./policy.ts";
-import { type Actor, ROLES, type Role } from "./roles.ts";
 
 /** Account administration rules, every role × fact (pure functions). */
 const ORG = "00000000-0000-7000-8000-000000000001";

@@ -5,12 +5,12 @@ import { fileURLToPath } from "node:url";
 
 /**
  * Child processes for the reminder tests: the SMTP sink and the real cron entry point
- * (`server/reminders/cron/cli.ts`, what `npm run reminders` runs). Every process started here is
+ * (`workers/reminders/cli.ts`, what `npm run reminders` runs). Every process started here is
  * tracked and killed by {@link killAll}, so a failing test leaves nothing running.
  */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const SINK = resolve(ROOT, "server/reminders/test/smtp-sink.ts");
-const CRON = resolve(ROOT, "server/reminders/cron/cli.ts");
+const SINK = resolve(ROOT, "workers/reminders/test/smtp-sink.ts");
+const CRON = resolve(ROOT, "workers/reminders/cli.ts");
 const running = new Set<ChildProcess>();
 
 function baseEnv(): NodeJS.ProcessEnv {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { apiKeys, auditEvents, users } from "../../db/schema/index.ts";
+import { advance, auditRows, outcome } from "../auth/test-utils.ts";
 import { buildServer } from "../http.ts";
 import { type AppRouter, appRouter } from "../router.ts";
 import {
@@ -16,7 +17,6 @@ import {
 import { createHarness, type Harness } from "../test/harness.ts";
 import { assertEveryProcedureDeclaresAccess, protectedProcedure, router } from "../trpc.ts";
 import { createApiKey } from "./api-keys.ts";
-import { advance, auditRows, outcome } from "./test-utils.ts";
 
 /**
  * API keys for the reminder cron (OWASP ASVS 2.10, 3.5.2): created by an admin, shown once, stored

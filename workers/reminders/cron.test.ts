@@ -1,11 +1,15 @@
 import { spawn } from "node:child_process";
 import { eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { organizations, reminders } from "../../../db/schema/index.ts";
-import { makeOrganization, makeServiceApiKey, makeUser } from "../../test/factory.ts";
-import { actorFor, createHarness, type Harness } from "../../test/harness.ts";
-import { DEFAULT_REMINDER_SETTINGS } from "../settings.ts";
-import { SECRET_REASON, type SeededReminder, seedDueReminders } from "../test/fixtures.ts";
+import { organizations, reminders } from "../../db/schema/index.ts";
+import { DEFAULT_REMINDER_SETTINGS } from "../../server/reminders/settings.ts";
+import {
+  SECRET_REASON,
+  type SeededReminder,
+  seedDueReminders,
+} from "../../server/reminders/test/fixtures.ts";
+import { makeOrganization, makeServiceApiKey, makeUser } from "../../server/test/factory.ts";
+import { actorFor, createHarness, type Harness } from "../../server/test/harness.ts";
 import {
   type CronProcess,
   type CronSummary,
@@ -14,7 +18,7 @@ import {
   type SinkMessage,
   spawnCron,
   startSink,
-} from "../test/processes.ts";
+} from "./test/processes.ts";
 
 /**
  * The reminder cron as it runs in production: the real entry point (`npm run reminders`) in child

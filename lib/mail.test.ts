@@ -1,8 +1,8 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../logger.ts";
-import { LogSink } from "../test/harness.ts";
-import { createMailTransport, LogMailTransport, SmtpMailTransport } from "./transport.ts";
+import { LogSink } from "../server/test/harness.ts";
+import { createLogger } from "./logger.ts";
+import { createMailTransport, LogMailTransport, SmtpMailTransport } from "./mail.ts";
 
 /**
  * The mail transport: SMTP through nodemailer's pool against a minimal SMTP server on 127.0.0.1:0

@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
 import { auditEvents, mfaRecoveryCodes, patients, users } from "../../db/schema/index.ts";
+import { advance, auditRows, cookieCall, creds, errorOf, outcome } from "../auth/test-utils.ts";
 import {
   loginWithMfa,
   makeOrganization,
@@ -10,8 +11,7 @@ import {
   type TestUser,
 } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
-import { enrolTotpDirectly, totpCode, verifyFreshTotp } from "./mfa.ts";
-import { advance, auditRows, cookieCall, creds, errorOf, outcome } from "./test-utils.ts";
+import { enrolTotpDirectly, totpCode, verifyFreshTotp } from "./service.ts";
 
 /**
  * TOTP MFA over HTTP against real Postgres (RFC 6238; OWASP ASVS 2.7, 2.8; 45 CFR 164.312(d)):

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import nodemailer, { type Transporter } from "nodemailer";
-import type { Logger } from "../logger.ts";
+import type { Logger } from "./logger.ts";
 
 /**
  * Outgoing mail for Haven (password reset, invitations, appointment reminders). One interface, three

@@ -11,7 +11,7 @@ import {
   hashPassword,
   needsRehash,
   verifyPassword,
-} from "./password.ts";
+} from "./password-hashing.ts";
 import { errorOf, outcome } from "./test-utils.ts";
 
 /** argon2id storage and NIST SP 800-63B password rules (OWASP ASVS 2.1, 2.4). */

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type HavenClient, isHavenError, type RouterOutputs } from "../../../client-sdk/index.ts";
-import type { Logger } from "../../logger.ts";
-import type { MailTransport } from "../../mail/transport.ts";
+import { type HavenClient, isHavenError, type RouterOutputs } from "../../client-sdk/index.ts";
+import type { Logger } from "../../lib/logger.ts";
+import type { MailTransport } from "../../lib/mail.ts";
 import { classifySendError } from "./classify.ts";
 import { type ReminderTemplate, renderReminder } from "./template.ts";
 

@@ -5,10 +5,10 @@ import QRCode from "qrcode";
 import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { mfaRecoveryCodes, users } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
+import { keysFor, type Reservation, reserve, THROTTLE_LIMITS } from "../auth/throttle.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../errors.ts";
-import { keysFor, type Reservation, reserve, THROTTLE_LIMITS } from "./throttle.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../kernel/errors.ts";
 
 /**
  * TOTP multi-factor authentication (RFC 6238 via `otpauth`; OWASP ASVS 2.8, 45 CFR 164.312(d)):

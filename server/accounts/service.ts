@@ -3,8 +3,14 @@ import { and, asc, eq, isNull } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
-import { type AuditActor, recordAudit } from "../audit/service.ts";
+import type { MailTransport } from "../../lib/mail.ts";
+import type { LoginRequest, LoginResult } from "../auth/login.ts";
+import { assertPasswordAcceptable, hashPassword } from "../auth/password-hashing.ts";
+import type { SessionManager } from "../auth/session.ts";
+import { keysFor, reserve } from "../auth/throttle.ts";
 import type { ServiceDeps } from "../deps.ts";
+import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import type { Demographics } from "../kernel/demographics.ts";
 import {
   ConflictError,
   ForbiddenError,
@@ -12,21 +18,15 @@ import {
   TooManyRequestsError,
   UnauthorizedError,
   ValidationError,
-} from "../errors.ts";
-import type { MailTransport } from "../mail/transport.ts";
-import type { Demographics } from "../patients/demographics.ts";
-import { clearMfa } from "./mfa.ts";
-import { assertPasswordAcceptable, hashPassword } from "./password.ts";
+} from "../kernel/errors.ts";
+import type { Actor, Role } from "../kernel/roles.ts";
+import { clearMfa } from "../mfa/service.ts";
 import {
   canAdministerAccount,
   canChangeRole,
   invitableRoles,
   type TargetAccount,
 } from "./policy.ts";
-import type { Actor, Role } from "./roles.ts";
-import type { LoginRequest, LoginResult } from "./service.ts";
-import type { SessionManager } from "./session.ts";
-import { keysFor, reserve } from "./throttle.ts";
 
 /**
  * Account administration: invitations (portal patients, workforce), role changes, disabling,

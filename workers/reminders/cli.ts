@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { createHavenClient } from "../../../client-sdk/index.ts";
-import { createLogger } from "../../logger.ts";
-import { createMailTransport } from "../../mail/transport.ts";
+import { createHavenClient } from "../../client-sdk/index.ts";
+import { createLogger } from "../../lib/logger.ts";
+import { createMailTransport } from "../../lib/mail.ts";
 import { CronConfigError, loadCronConfig, parseInterval } from "./config.ts";
 import { loadTemplate, type ReminderTemplate } from "./template.ts";
 import { type RunSummary, runOnce, senderDomain } from "./worker.ts";
