@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { auditEvents, breakGlassGrants, practitioners } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { verifyFreshTotp } from "../mfa/service.ts";
@@ -215,19 +216,6 @@ export async function myActiveGrants(deps: ServiceDeps, actor: Actor): Promise<G
   return rows.map((r) => toGrant(r, now));
 }
 
-function encodeCursor(grantedAt: Date, id: string): string {
-  return Buffer.from(`${grantedAt.toISOString()}|${id}`, "utf8").toString("base64url");
-}
-
-function decodeCursor(cursor: string): { grantedAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const grantedAt = new Date(iso ?? "");
-  if (!id || Number.isNaN(grantedAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new ValidationError("Malformed cursor", "bad_cursor");
-  }
-  return { grantedAt, id };
-}
-
 /**
  * The admins' review queue: grants of the admin's organization, oldest first (`status`
  * `pending` = not yet acknowledged), with the decrypted reason, the holder, state and how many
@@ -241,7 +229,7 @@ export async function reviewQueue(
   auditActor: AuditActor,
   input: { status: "pending" | "reviewed" | "all"; limit: number; cursor?: string | undefined },
 ): Promise<ReviewPage> {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const after = decodeOptionalCursor(input.cursor);
   const g = breakGlassGrants;
   const rows = await deps.db
     .select({
@@ -258,12 +246,7 @@ export async function reviewQueue(
           : input.status === "reviewed"
             ? isNotNull(g.reviewedAt)
             : undefined,
-        after
-          ? or(
-              gt(g.grantedAt, after.grantedAt),
-              and(eq(g.grantedAt, after.grantedAt), gt(g.id, after.id)),
-            )
-          : undefined,
+        keysetAfter(after, g.grantedAt, g.id, "asc"),
       ),
     )
     .orderBy(asc(g.grantedAt), asc(g.id))

@@ -1,10 +1,11 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { apiKeys, users } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import { NotFoundError } from "../kernel/errors.ts";
+import { sha256Hex as hashKey } from "../kernel/hash.ts";
 import type { Actor, ApiKeyScope } from "../kernel/roles.ts";
 
 /**
@@ -23,10 +24,6 @@ export const NO_PASSWORD = "!no-password";
 /** True when a bearer credential looks like an API key (vs a session token). */
 export function isApiKey(credential: string): boolean {
   return credential.startsWith(API_KEY_PREFIX);
-}
-
-function hashKey(key: string): string {
-  return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
 /** An API key as admins see it: never the key or its hash. */

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { and, asc, eq, isNull } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
@@ -19,6 +19,7 @@ import {
   UnauthorizedError,
   ValidationError,
 } from "../kernel/errors.ts";
+import { sha256Hex as sha256 } from "../kernel/hash.ts";
 import type { Actor, Role } from "../kernel/roles.ts";
 import { clearMfa } from "../mfa/service.ts";
 import {
@@ -44,10 +45,6 @@ function invalidField(field: string, message: string): ValidationError {
   return Object.assign(new ValidationError(`Invalid input: ${field}: ${message}`), {
     issues: [{ path: [field], message }],
   });
-}
-
-function sha256(value: string): string {
-  return createHash("sha256").update(value, "utf8").digest("hex");
 }
 
 async function loadTarget(db: Database, userId: string): Promise<TargetAccount | null> {

@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { appointments, organizations } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, type AuditEvent, recordAudit } from "../kernel/audit.ts";
-import { decodeCursor, encodeCursor } from "../kernel/cursor.ts";
+import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { loadPractitioner } from "../scheduling/service.ts";
@@ -45,18 +45,10 @@ async function page(
   view: "day" | "practitioner",
   timeZone: string,
 ): Promise<SchedulePage> {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const after = decodeOptionalCursor(input.cursor);
   const rows = await selectAppointmentRows(
     deps.db,
-    and(
-      where,
-      after
-        ? or(
-            gt(appointments.startsAt, after.startsAt),
-            and(eq(appointments.startsAt, after.startsAt), gt(appointments.id, after.id)),
-          )
-        : undefined,
-    ),
+    and(where, keysetAfter(after, appointments.startsAt, appointments.id, "asc")),
   )
     .orderBy(asc(appointments.startsAt), asc(appointments.id))
     .limit(input.limit + 1);

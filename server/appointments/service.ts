@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { appointments, practitioners } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
-import { decodeCursor, encodeCursor } from "../kernel/cursor.ts";
+import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { assertCanReadPatient } from "../patients/access.ts";
 import { patientViewFor } from "../patients/policy.ts";
@@ -23,7 +23,7 @@ export async function listForPatient(
   auditActor: AuditActor,
   input: { patientId: string; limit: number; cursor?: string | undefined },
 ): Promise<AppointmentPage> {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const after = decodeOptionalCursor(input.cursor);
   await assertCanReadPatient(deps, actor, auditActor, input.patientId, "appointment.list");
   const view = patientViewFor(actor.role);
   const rows = await deps.db
@@ -33,12 +33,7 @@ export async function listForPatient(
     .where(
       and(
         eq(appointments.patientId, input.patientId),
-        after
-          ? or(
-              lt(appointments.startsAt, after.startsAt),
-              and(eq(appointments.startsAt, after.startsAt), lt(appointments.id, after.id)),
-            )
-          : undefined,
+        keysetAfter(after, appointments.startsAt, appointments.id, "desc"),
       ),
     )
     .orderBy(desc(appointments.startsAt), desc(appointments.id))

@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import { rowsOf } from "../../db/rows.ts";
 import { auditChain, auditEvents } from "../../db/schema/index.ts";
 import { canonicalJson } from "../kernel/canonical-json.ts";
+import { sha256Hex } from "../kernel/hash.ts";
 
 /**
  * Tamper evidence for the audit trail (HIPAA 45 CFR 164.312(b), 164.312(c)(1)).
@@ -56,9 +56,7 @@ export function canonicalEvent(row: Record<string, unknown>): string {
 
 /** Hash of link `seq` over `event` chained to `prevHash` (hex SHA-256). */
 export function linkHash(prevHash: string, seq: number, event: HashedEvent): string {
-  return createHash("sha256")
-    .update(`${prevHash}\n${seq}\n${event.id}\n${canonicalEvent(event)}`, "utf8")
-    .digest("hex");
+  return sha256Hex(`${prevHash}\n${seq}\n${event.id}\n${canonicalEvent(event)}`);
 }
 
 /** Milliseconds since the epoch encoded in a UUIDv7, or null for another UUID version. */

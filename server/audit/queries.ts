@@ -5,6 +5,7 @@ import { auditEvents, breakGlassGrants, patients, practitioners } from "../../db
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
+import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import { ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { sealAuditChain, verifyAuditChain } from "./chain.ts";
@@ -27,32 +28,14 @@ interface Range {
   cursor?: string | undefined;
 }
 
-function encodeCursor(at: Date, id: string): string {
-  return Buffer.from(`${at.toISOString()}|${id}`, "utf8").toString("base64url");
-}
-
-function decodeCursor(cursor: string): { at: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const at = new Date(iso ?? "");
-  if (!id || Number.isNaN(at.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new ValidationError("Malformed cursor", "bad_cursor");
-  }
-  return { at, id };
-}
-
 /** Time range and keyset (newest first) conditions shared by both listings. */
 function rangeConditions(input: Range): SQL[] {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const after = decodeOptionalCursor(input.cursor);
   const out: SQL[] = [];
   if (input.from) out.push(gte(auditEvents.occurredAt, input.from));
   if (input.to) out.push(lt(auditEvents.occurredAt, input.to));
-  if (after) {
-    const keyset = or(
-      lt(auditEvents.occurredAt, after.at),
-      and(eq(auditEvents.occurredAt, after.at), lt(auditEvents.id, after.id)),
-    );
-    if (keyset) out.push(keyset);
-  }
+  const keyset = keysetAfter(after, auditEvents.occurredAt, auditEvents.id, "desc");
+  if (keyset) out.push(keyset);
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { and, eq, isNull, ne } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
@@ -7,6 +7,7 @@ import type { MailTransport } from "../../lib/mail.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from "../kernel/errors.ts";
+import { sha256Hex as sha256 } from "../kernel/hash.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { passwordContextFor } from "./login.ts";
 import {
@@ -25,10 +26,6 @@ import { keysFor, reserve, THROTTLE_LIMITS } from "./throttle.ts";
  */
 export const RESET_TOKEN_TTL_MINUTES = 30;
 const INVALID_RESET = "This reset link is invalid or has expired";
-
-function sha256(value: string): string {
-  return createHash("sha256").update(value, "utf8").digest("hex");
-}
 
 /**
  * Change the signed-in user's password. The current password is re-checked (and a wrong one counts

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { and, eq, lt, ne } from "drizzle-orm";
 import { type Adapter, type DatabaseSession, type DatabaseUser, Lucia, TimeSpan } from "lucia";
 import type { Database } from "../../db/client.ts";
 import { patients, practitioners, sessions, users } from "../../db/schema/index.ts";
 import { recordAudit } from "../kernel/audit.ts";
+import { sha256Hex } from "../kernel/hash.ts";
 import { type Actor, isPrivileged, type Role } from "../kernel/roles.ts";
 
 /**
@@ -43,7 +44,7 @@ interface DatabaseUserAttributes {
 
 /** SHA-256 (hex) of a session token: the stored session id. */
 export function hashSessionToken(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
+  return sha256Hex(token);
 }
 
 /** Lucia's adapter (used for invalidation); Haven's own reads go through SessionManager below. */

@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
 import { and, desc, eq, gt, inArray, lt, or, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { authThrottleEvents } from "../../db/schema/index.ts";
 import { TooManyRequestsError } from "../kernel/errors.ts";
+import { sha256Hex } from "../kernel/hash.ts";
 
 /**
  * Sliding-window throttle for authentication attempts (OWASP ASVS 2.2.1), stored in Postgres
@@ -64,7 +64,7 @@ export class ThrottleUnavailableError extends TooManyRequestsError {
 
 /** SHA-256 of `scope:kind:value`: no e-mail or address is readable in the table. */
 export function bucketOf(key: Pick<ThrottleKey, "scope" | "kind" | "value">): string {
-  return createHash("sha256").update(`${key.scope}:${key.kind}:${key.value}`).digest("hex");
+  return sha256Hex(`${key.scope}:${key.kind}:${key.value}`);
 }
 
 /** The result of {@link reserve}: either blocked (with retry-after) or a live reservation. */

@@ -12,7 +12,6 @@ import {
 } from "../../db/schema/index.ts";
 import { DEMO_BUNDLE_DIR } from "../demo/seed.ts";
 import { importFiles } from "../fhir/importer.ts";
-import { sourceMac } from "../kernel/canonical-json.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { makeOrganization, makeUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
@@ -25,6 +24,7 @@ import {
 import { KeyError, Keyring } from "./keyring.ts";
 import { PhiCrypto } from "./phi.ts";
 import { patientIndexes, reindexBlindIndexes } from "./reindex.ts";
+import { sourceMac } from "./source-mac.ts";
 
 /**
  * `keys reindex`: after the blind-index key changes, every blind index and FHIR source MAC is

@@ -4,11 +4,11 @@ import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core
 import type { Database } from "../../db/client.ts";
 import { rowsOf } from "../../db/rows.ts";
 import { clinicalEntries, invitations, patients, users } from "../../db/schema/index.ts";
-import { sourceMac } from "../kernel/canonical-json.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { DecryptionError, decryptJson } from "./envelope.ts";
 import { recordBlindIndexFingerprint } from "./fingerprint.ts";
 import type { PhiCrypto } from "./phi.ts";
+import { sourceMac } from "./source-mac.ts";
 
 /**
  * Rebuilding blind indexes after a blind-index key change (`npm run keys -- reindex`).

@@ -10,7 +10,7 @@ import {
   practitioners,
 } from "../../db/schema/index.ts";
 import type { PhiCrypto } from "../crypto/phi.ts";
-import { sourceMac } from "../kernel/canonical-json.ts";
+import { sourceMac } from "../crypto/source-mac.ts";
 import { bump, type ImportCounts } from "./counts.ts";
 import { describeEntry, FhirImportError } from "./errors.ts";
 import {

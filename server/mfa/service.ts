@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { and, count, eq, isNull, lt, or } from "drizzle-orm";
 import { Secret, TOTP } from "otpauth";
 import QRCode from "qrcode";
@@ -9,6 +9,7 @@ import { keysFor, type Reservation, reserve, THROTTLE_LIMITS } from "../auth/thr
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../kernel/errors.ts";
+import { sha256Hex } from "../kernel/hash.ts";
 
 /**
  * TOTP multi-factor authentication (RFC 6238 via `otpauth`; OWASP ASVS 2.8, 45 CFR 164.312(d)):
@@ -94,7 +95,7 @@ function normalizeRecoveryCode(code: string): string {
 }
 
 function hashRecoveryCode(code: string): string {
-  return createHash("sha256").update(normalizeRecoveryCode(code)).digest("hex");
+  return sha256Hex(normalizeRecoveryCode(code));
 }
 
 /** What an MFA check needs to know about the request (throttle by IP, audit). */

@@ -6,6 +6,7 @@ import { appointments, organizations, patients, reminders } from "../../db/schem
 import { DecryptionError } from "../crypto/envelope.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, type AuditEvent, recordAudit } from "../kernel/audit.ts";
+import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
@@ -534,20 +535,6 @@ export async function reminderStats(
   };
 }
 
-/** Cursor = base64url of `<dueAt ISO>|<id>` (keyset pagination, latest due first). */
-function encodeCursor(dueAt: Date, id: string): string {
-  return Buffer.from(`${dueAt.toISOString()}|${id}`, "utf8").toString("base64url");
-}
-
-function decodeCursor(cursor: string): { dueAt: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const dueAt = new Date(iso ?? "");
-  if (!id || Number.isNaN(dueAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new ValidationError("Malformed cursor", "bad_cursor");
-  }
-  return { dueAt, id };
-}
-
 const LIST_ITEM = {
   id: reminders.id,
   appointmentId: reminders.appointmentId,
@@ -579,7 +566,7 @@ export async function listReminders(
     cursor?: string | undefined;
   },
 ): Promise<ReminderPage> {
-  const after = input.cursor ? decodeCursor(input.cursor) : null;
+  const after = decodeOptionalCursor(input.cursor);
   await assertCanManage(deps, actor, audit, "reminders.list");
   const rows = await deps.db
     .select(LIST_ITEM)
@@ -589,12 +576,7 @@ export async function listReminders(
       and(
         eq(reminders.organizationId, actor.organizationId),
         input.status ? eq(reminders.status, input.status) : undefined,
-        after
-          ? or(
-              lt(reminders.dueAt, after.dueAt),
-              and(eq(reminders.dueAt, after.dueAt), lt(reminders.id, after.id)),
-            )
-          : undefined,
+        keysetAfter(after, reminders.dueAt, reminders.id, "desc"),
       ),
     )
     .orderBy(desc(reminders.dueAt), desc(reminders.id))
