@@ -3,7 +3,7 @@ import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
 import type { Context } from "./context.ts";
 import { DecryptionError } from "./crypto/envelope.ts";
-import { recordAudit } from "./kernel/audit.ts";
+import { auditDenial } from "./kernel/audit.ts";
 import {
   ConflictError,
   DomainError,
@@ -204,28 +204,26 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
   if (!ctx.actor) {
     throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in required" });
   }
-  const deny = async (rule: string) => {
-    await recordAudit(
+  const deny = <E extends Error>(rule: string, error: E): Promise<E> =>
+    auditDenial(
       ctx.deps.db,
       ctx.auditActor,
-      {
-        action: "access.denied",
-        outcome: "denied",
-        resourceType: "Procedure",
-        resourceId: path,
-        details: { rule },
-      },
+      { action: "access.denied", resourceType: "Procedure", resourceId: path, details: { rule } },
+      error,
       ctx.deps.now(),
     );
-  };
   if (!roles.includes(ctx.actor.role)) {
-    await deny("role");
-    throw new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" });
+    throw await deny(
+      "role",
+      new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" }),
+    );
   }
   const scope = meta?.scope;
   if (ctx.actor.apiKeyId && (!scope || !(ctx.actor.scopes ?? []).includes(scope))) {
-    await deny("api_key_scope");
-    throw new ForbiddenError("This API key's scopes do not cover this procedure", "api_key_scope");
+    throw await deny(
+      "api_key_scope",
+      new ForbiddenError("This API key's scopes do not cover this procedure", "api_key_scope"),
+    );
   }
   // Deny by default: a procedure that did not say `phi: false` is treated as touching PHI.
   const needsMfa = meta?.phi !== false || meta?.mfa === true;
@@ -235,10 +233,12 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
     (isPrivileged(ctx.actor.role) || ctx.mfaEnrolled) &&
     !ctx.mfaVerified
   ) {
-    await deny("mfa");
-    throw new ForbiddenError(
-      "Complete multi-factor authentication (auth.mfa.verify) before this procedure",
-      "mfa_required",
+    throw await deny(
+      "mfa",
+      new ForbiddenError(
+        "Complete multi-factor authentication (auth.mfa.verify) before this procedure",
+        "mfa_required",
+      ),
     );
   }
   return next();

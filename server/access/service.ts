@@ -1,11 +1,11 @@
-import { and, asc, count, eq, gt, inArray, isNotNull, isNull, or, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { z } from "zod";
 import { auditEvents, breakGlassGrants, practitioners } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { verifyFreshTotp } from "../mfa/service.ts";
 import { loadPatientFacts } from "../patients/access.ts";
@@ -58,44 +58,44 @@ export async function breakGlass(
   input: { patientId: string; reason: string; code: string },
   settings: { minutes: number },
 ): Promise<Grant> {
-  const deny = async (rule: string) =>
-    recordAudit(
+  const deny = <E extends Error>(rule: string, error: E): Promise<E> =>
+    auditDenial(
       deps.db,
       auditActor,
       {
         action: "access.break_glass",
-        outcome: "denied",
         resourceType: "Patient",
         resourceId: input.patientId,
         patientId: rule === "not_found" ? null : input.patientId,
         details: { rule },
       },
+      error,
       deps.now(),
     );
   const facts = (await loadPatientFacts(deps, actor, [input.patientId])).get(input.patientId);
   if (!facts) {
-    await deny("not_found");
-    throw new NotFoundError("Patient not found");
+    throw await deny("not_found", new NotFoundError("Patient not found"));
   }
   const decision = canBreakGlass(actor, {
     patientOrganizationId: facts.organizationId,
     activeCareRelationship: facts.activeCareRelationship,
   });
   if (!decision.allowed) {
-    await deny(decision.rule);
-    if (decision.rule === "care_relationship_exists") {
-      throw new ConflictError(
-        "You already have access to this patient through a care relationship",
-        decision.rule,
-      );
-    }
-    throw new ForbiddenError("You may not use emergency access for this patient", decision.rule);
+    throw await deny(
+      decision.rule,
+      decision.rule === "care_relationship_exists"
+        ? new ConflictError(
+            "You already have access to this patient through a care relationship",
+            decision.rule,
+          )
+        : new ForbiddenError("You may not use emergency access for this patient", decision.rule),
+    );
   }
   try {
     await verifyFreshTotp(deps, actor.userId, input.code, auditActor);
   } catch (err) {
-    await deny("mfa");
-    throw err;
+    // Rethrow the verifier's own error (throttle, bad code) once the denial is recorded.
+    throw await deny("mfa", err as Error);
   }
   const id = uuidv7();
   const grantedAt = deps.now();
@@ -150,20 +150,19 @@ export async function revokeGrant(
     .limit(1);
   if (!row) throw new NotFoundError("Grant not found");
   if (!canRevokeGrant(actor, row)) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
       {
         action: "access.break_glass_revoke",
-        outcome: "denied",
         resourceType: "BreakGlassGrant",
         resourceId: grantId,
         patientId: row.patientId,
         details: { rule: actor.role === "admin" ? "other_organization" : "not_holder" },
       },
+      new ForbiddenError("You may not revoke this grant"),
       deps.now(),
     );
-    throw new ForbiddenError("You may not revoke this grant");
   }
   const now = deps.now();
   if (row.revokedAt) return toGrant(row, now);
@@ -347,20 +346,19 @@ export async function acknowledgeGrant(
     .limit(1);
   if (!row) throw new NotFoundError("Grant not found");
   if (!canReviewGrant(actor, row)) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
       {
         action: "audit.break_glass_acknowledge",
-        outcome: "denied",
         resourceType: "BreakGlassGrant",
         resourceId: row.id,
         patientId: row.patientId,
         details: { rule: "other_organization" },
       },
+      new ForbiddenError("You may not review this grant", "other_organization"),
       deps.now(),
     );
-    throw new ForbiddenError("You may not review this grant", "other_organization");
   }
   const now = deps.now();
   const note = input.note ? input.note : null;

@@ -9,7 +9,7 @@ import { assertPasswordAcceptable, hashPassword } from "../auth/password-hashing
 import type { SessionManager } from "../auth/session.ts";
 import { keysFor, reserve } from "../auth/throttle.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import {
   ConflictError,
@@ -72,25 +72,24 @@ async function administrable(
     ? canAdministerAccount(actor, target)
     : ({ allowed: false, rule: "other_organization" } as const);
   if (!decision.allowed || !target) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       audit,
       {
         action,
-        outcome: "denied",
         resourceType: "User",
         resourceId: userId,
         details: { rule: decision.allowed ? "missing" : decision.rule },
       },
+      !target || (!decision.allowed && decision.rule === "other_organization")
+        ? new NotFoundError("No such account")
+        : new ForbiddenError(
+            !decision.allowed && decision.rule === "self"
+              ? "You cannot do this to your own account"
+              : "You may not administer this account",
+            decision.allowed ? undefined : decision.rule,
+          ),
       deps.now(),
-    );
-    if (!target || (!decision.allowed && decision.rule === "other_organization"))
-      throw new NotFoundError("No such account");
-    throw new ForbiddenError(
-      !decision.allowed && decision.rule === "self"
-        ? "You cannot do this to your own account"
-        : "You may not administer this account",
-      decision.allowed ? undefined : decision.rule,
     );
   }
   return target;
@@ -126,18 +125,17 @@ export async function createInvitation(
 ): Promise<{ invitationId: string; expiresAt: Date }> {
   const now = deps.now();
   if (!invitableRoles(actor.role).includes(input.role)) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       audit,
       {
         action: "auth.invitation_created",
-        outcome: "denied",
         resourceType: "Invitation",
         details: { role: input.role, rule: "role" },
       },
+      new ForbiddenError(`Your role may not invite a ${input.role}`, "role"),
       now,
     );
-    throw new ForbiddenError(`Your role may not invite a ${input.role}`, "role");
   }
   let email = input.email?.trim() ?? null;
   let patientId: string | null = null;
@@ -271,38 +269,35 @@ export async function acceptInvitation(
   const now = deps.now();
   const reservation = await reserve(deps.db, now, keysFor("invite", null, request.ip));
   if (reservation.blocked) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       request,
       {
         action: "auth.login_throttled",
-        outcome: "denied",
         resourceType: "Invitation",
         details: { scope: "invite", retryAfterSeconds: reservation.blocked.retryAfterSeconds },
       },
+      new TooManyRequestsError(
+        "Too many attempts; wait before trying again",
+        reservation.blocked.retryAfterSeconds,
+      ),
       now,
     );
-    throw new TooManyRequestsError(
-      "Too many attempts; wait before trying again",
-      reservation.blocked.retryAfterSeconds,
-    );
   }
-  const fail = async (reason: string, invitationId?: string, patientId?: string | null) => {
-    await recordAudit(
+  const fail = (reason: string, invitationId?: string, patientId?: string | null) =>
+    auditDenial(
       deps.db,
       request,
       {
         action: "auth.invitation_failed",
-        outcome: "denied",
         resourceType: "Invitation",
         resourceId: invitationId,
         patientId: patientId ?? null,
         details: { reason },
       },
+      new UnauthorizedError(INVALID_INVITATION, "invitation_invalid"),
       deps.now(),
     );
-    return new UnauthorizedError(INVALID_INVITATION, "invitation_invalid");
-  };
 
   const [inv] = await deps.db
     .select()

@@ -2,7 +2,7 @@ import { eq, inArray } from "drizzle-orm";
 import type { DatabaseHandle } from "../../db/client.ts";
 import { appointments, sessions, users } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { ForbiddenError, UnauthorizedError } from "../kernel/errors.ts";
 import { type Actor, isPrivileged } from "../kernel/roles.ts";
 import { loadPractitioner } from "../scheduling/service.ts";
@@ -105,25 +105,24 @@ export async function resolveScope(
     : null;
   const decision = resolveFeedScope(actor, input, practitionerOrg);
   if (!decision.allowed) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
       {
         action: "appointment.subscribe",
-        outcome: "denied",
         resourceType: input.practitionerId ? "Practitioner" : "Organization",
         resourceId: input.practitionerId ?? input.organizationId ?? actor.organizationId,
         details: { rule: decision.rule },
       },
+      new ForbiddenError(
+        decision.rule === "not_own_calendar"
+          ? "Clinicians may only watch their own calendar"
+          : decision.rule === "role"
+            ? "Your role may not watch appointment changes"
+            : "You may only watch your own organization",
+        decision.rule,
+      ),
       deps.now(),
-    );
-    throw new ForbiddenError(
-      decision.rule === "not_own_calendar"
-        ? "Clinicians may only watch their own calendar"
-        : decision.rule === "role"
-          ? "Your role may not watch appointment changes"
-          : "You may only watch your own organization",
-      decision.rule,
     );
   }
   return decision.scope;

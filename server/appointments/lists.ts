@@ -1,8 +1,8 @@
-import { and, asc, eq, gt, gte, lt, or } from "drizzle-orm";
+import { and, asc, eq, gte, lt } from "drizzle-orm";
 import type { z } from "zod";
 import { appointments, organizations } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, type AuditEvent, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, type AuditEvent, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
@@ -20,19 +20,18 @@ async function deny(
   rule: string,
   message: string,
 ): Promise<never> {
-  await recordAudit(
+  throw await auditDenial(
     deps.db,
     auditActor,
     {
       action: "appointment.list",
-      outcome: "denied",
       resourceType: resource.type,
       resourceId: resource.id,
       details: { rule },
     },
+    new ForbiddenError(message, rule),
     deps.now(),
   );
-  throw new ForbiddenError(message, rule);
 }
 
 /** Ascending keyset page over `(starts_at, id)` within `where`, serialized for `actor`. */

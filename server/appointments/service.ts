@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import type { z } from "zod";
 import { appointments, practitioners } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";

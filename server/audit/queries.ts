@@ -3,10 +3,10 @@ import type { z } from "zod";
 import type { Database } from "../../db/client.ts";
 import { auditEvents, breakGlassGrants, patients, practitioners } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
 import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
-import { ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
+import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { sealAuditChain, verifyAuditChain } from "./chain.ts";
 import type { disclosureItem, forPatientOutput, searchOutput, verifyOutput } from "./schemas.ts";
@@ -81,21 +81,21 @@ export async function accountingForPatient(
           : "other_organization"
         : "role";
   if (rule) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
       {
         action: "audit.for_patient",
-        outcome: "denied",
         resourceType: "Patient",
         resourceId: input.patientId,
         patientId: patient ? input.patientId : null,
         details: { rule },
       },
+      rule === "not_found"
+        ? new NotFoundError("Patient not found")
+        : new ForbiddenError("You may not see this patient's access history", rule),
       deps.now(),
     );
-    if (rule === "not_found") throw new NotFoundError("Patient not found");
-    throw new ForbiddenError("You may not see this patient's access history", rule);
   }
   const rows = await deps.db
     .select({

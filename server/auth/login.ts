@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { patients, practitioners, users } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, type DenialEvent, recordAudit } from "../kernel/audit.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import {
   ConflictError,
@@ -80,12 +80,11 @@ export async function login(
     organizationId: user?.organizationId ?? null,
   };
   if (reservation.blocked) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       who,
       {
         action: "auth.login_throttled",
-        outcome: "denied",
         resourceType: "User",
         resourceId: user?.id,
         details: {
@@ -94,11 +93,11 @@ export async function login(
           retryAfterSeconds: reservation.blocked.retryAfterSeconds,
         },
       },
+      new TooManyRequestsError(
+        "Too many failed sign-in attempts; wait before trying again",
+        reservation.blocked.retryAfterSeconds,
+      ),
       now,
-    );
-    throw new TooManyRequestsError(
-      "Too many failed sign-in attempts; wait before trying again",
-      reservation.blocked.retryAfterSeconds,
     );
   }
   const ok = user
@@ -106,10 +105,9 @@ export async function login(
     : await verifyDummy(input.password);
   if (!user || !ok || user.disabledAt) {
     const accountFailures = reservation.counts[0] ?? 0;
-    const events: Parameters<typeof recordAudit>[2] = [
+    const events: DenialEvent[] = [
       {
         action: "auth.login_failed",
-        outcome: "denied",
         resourceType: "User",
         resourceId: user?.id,
         details: {
@@ -121,7 +119,6 @@ export async function login(
     if (accountFailures === THROTTLE_LIMITS.login.account.max) {
       events.push({
         action: "auth.lockout",
-        outcome: "denied",
         resourceType: "User",
         resourceId: user?.id,
         details: {
@@ -131,8 +128,13 @@ export async function login(
         },
       });
     }
-    await recordAudit(deps.db, who, events, deps.now());
-    throw new UnauthorizedError(LOGIN_FAILED_MESSAGE, "invalid_credentials");
+    throw await auditDenial(
+      deps.db,
+      who,
+      events,
+      new UnauthorizedError(LOGIN_FAILED_MESSAGE, "invalid_credentials"),
+      deps.now(),
+    );
   }
   await reservation.succeed(["account"]);
   if (needsRehash(user.passwordHash)) {

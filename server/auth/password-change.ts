@@ -5,7 +5,7 @@ import type { Database } from "../../db/client.ts";
 import { passwordResetTokens, users } from "../../db/schema/index.ts";
 import type { MailTransport } from "../../lib/mail.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from "../kernel/errors.ts";
 import { sha256Hex as sha256 } from "../kernel/hash.ts";
 import type { Actor } from "../kernel/roles.ts";
@@ -56,12 +56,11 @@ export async function changePassword(
     );
   }
   if (!(await verifyPassword(u.passwordHash, input.currentPassword))) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       audit,
       {
         action: "auth.password_changed",
-        outcome: "denied",
         resourceType: "User",
         resourceId: actor.userId,
         details: {
@@ -70,9 +69,9 @@ export async function changePassword(
           limit: THROTTLE_LIMITS.login.account.max,
         },
       },
+      new ForbiddenError("The current password is not correct", "invalid_credentials"),
       now,
     );
-    throw new ForbiddenError("The current password is not correct", "invalid_credentials");
   }
   await reservation.succeed(["account"]);
   const ctx = await passwordContextFor(deps, actor.userId);
@@ -230,12 +229,11 @@ export async function resetPassword(
     organizationId: row?.organizationId ?? null,
   };
   if (!row || row.usedAt || row.disabledAt || row.expiresAt.getTime() <= now.getTime()) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       who,
       {
         action: "auth.password_reset",
-        outcome: "denied",
         resourceType: "User",
         resourceId: row?.userId,
         details: {
@@ -248,9 +246,9 @@ export async function resetPassword(
                 : "expired",
         },
       },
+      new UnauthorizedError(INVALID_RESET, "reset_token_invalid"),
       now,
     );
-    throw new UnauthorizedError(INVALID_RESET, "reset_token_invalid");
   }
   const ctx = await passwordContextFor(deps, row.userId);
   assertPasswordAcceptable(input.newPassword, ctx, "newPassword");

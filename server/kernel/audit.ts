@@ -68,3 +68,29 @@ export async function recordAudit(
     })),
   );
 }
+
+/** A denial to record: an audit event whose outcome is always `denied`. */
+export type DenialEvent = Omit<AuditEvent, "outcome">;
+
+/**
+ * Record a refusal, then hand back the error to throw — the ONE way a service refuses, so a
+ * refusal cannot forget its audit row (45 CFR 164.312(b): denials are audited like access).
+ * Write with the plain database, not the transaction being refused, so the record survives the
+ * rollback. Call as `throw await auditDenial(deps.db, who, { action, … }, new ForbiddenError(…))`.
+ * @param events one or more events; each is recorded with `outcome: "denied"`
+ * @param at time of the refusal (UTC)
+ * @returns `error`, unchanged, after the audit rows are written
+ */
+export async function auditDenial<E extends Error>(
+  db: Executor,
+  actor: AuditActor,
+  events: DenialEvent | DenialEvent[],
+  error: E,
+  at: Date = new Date(),
+): Promise<E> {
+  const list = (Array.isArray(events) ? events : [events]).map(
+    (e): AuditEvent => ({ ...e, outcome: "denied" }),
+  );
+  await recordAudit(db, actor, list, at);
+  return error;
+}

@@ -7,7 +7,7 @@ import type { Executor } from "../../db/client.ts";
 import { mfaRecoveryCodes, users } from "../../db/schema/index.ts";
 import { keysFor, type Reservation, reserve, THROTTLE_LIMITS } from "../auth/throttle.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, type DenialEvent, recordAudit } from "../kernel/audit.ts";
 import { ForbiddenError, NotFoundError, TooManyRequestsError } from "../kernel/errors.ts";
 import { sha256Hex } from "../kernel/hash.ts";
 
@@ -120,12 +120,11 @@ async function throttleMfa(
   const now = deps.now();
   const r = await reserve(deps.db, now, keysFor("mfa", userId, request?.ip ?? null));
   if (r.blocked) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActorFor(userId, request),
       {
         action: "auth.login_throttled",
-        outcome: "denied",
         resourceType: "User",
         resourceId: userId,
         details: {
@@ -134,28 +133,29 @@ async function throttleMfa(
           retryAfterSeconds: r.blocked.retryAfterSeconds,
         },
       },
+      new TooManyRequestsError(
+        "Too many wrong codes; wait before trying again",
+        r.blocked.retryAfterSeconds,
+      ),
       now,
-    );
-    throw new TooManyRequestsError(
-      "Too many wrong codes; wait before trying again",
-      r.blocked.retryAfterSeconds,
     );
   }
   return r;
 }
 
-async function recordMfaFailure(
+/** Audit a wrong code (and the lockout it may cause), then hand back `error` to throw. */
+async function mfaFailure<E extends Error>(
   deps: ServiceDeps,
   userId: string,
   request: MfaRequest | undefined,
   reservation: Reservation,
   reason: string,
-): Promise<void> {
+  error: E,
+): Promise<E> {
   const accountFailures = reservation.counts[0] ?? 0;
-  const events: Parameters<typeof recordAudit>[2] = [
+  const events: DenialEvent[] = [
     {
       action: "auth.mfa_failed",
-      outcome: "denied",
       resourceType: "User",
       resourceId: userId,
       details: { reason },
@@ -164,13 +164,12 @@ async function recordMfaFailure(
   if (accountFailures === THROTTLE_LIMITS.mfa.account.max) {
     events.push({
       action: "auth.lockout",
-      outcome: "denied",
       resourceType: "User",
       resourceId: userId,
       details: { scope: "mfa", failures: accountFailures },
     });
   }
-  await recordAudit(deps.db, auditActorFor(userId, request), events, deps.now());
+  return auditDenial(deps.db, auditActorFor(userId, request), events, error, deps.now());
 }
 
 /**
@@ -205,8 +204,14 @@ export async function verifyFreshTotp(
   const secret = deps.crypto.open<string>("users", "totp_secret", userId, user.secret);
   const step = matchingStep(secret, code.replace(/\s+/g, ""), now);
   if (step === null) {
-    await recordMfaFailure(deps, userId, request, reservation, "bad_code");
-    throw new ForbiddenError("That code is not valid", "mfa_code_invalid");
+    throw await mfaFailure(
+      deps,
+      userId,
+      request,
+      reservation,
+      "bad_code",
+      new ForbiddenError("That code is not valid", "mfa_code_invalid"),
+    );
   }
   // Atomic: two requests racing with the same code cannot both move the step forward.
   const moved = await deps.db
@@ -215,10 +220,13 @@ export async function verifyFreshTotp(
     .where(and(eq(users.id, userId), or(isNull(users.totpLastStep), lt(users.totpLastStep, step))))
     .returning({ id: users.id });
   if (moved.length === 0) {
-    await recordMfaFailure(deps, userId, request, reservation, "reused_code");
-    throw new ForbiddenError(
-      "That code was already used; wait for the next one",
-      "mfa_code_reused",
+    throw await mfaFailure(
+      deps,
+      userId,
+      request,
+      reservation,
+      "reused_code",
+      new ForbiddenError("That code was already used; wait for the next one", "mfa_code_reused"),
     );
   }
   await reservation.succeed(["account"]);
@@ -247,8 +255,14 @@ export async function useRecoveryCode(
     )
     .returning({ id: mfaRecoveryCodes.id });
   if (used.length === 0) {
-    await recordMfaFailure(deps, userId, request, reservation, "bad_recovery_code");
-    throw new ForbiddenError("That recovery code is not valid", "mfa_code_invalid");
+    throw await mfaFailure(
+      deps,
+      userId,
+      request,
+      reservation,
+      "bad_recovery_code",
+      new ForbiddenError("That recovery code is not valid", "mfa_code_invalid"),
+    );
   }
   await reservation.succeed(["account"]);
   return { remaining: await remainingRecoveryCodes(deps.db, userId) };
@@ -377,8 +391,14 @@ export async function confirmTotpEnrolment(
   const now = deps.now();
   const step = matchingStep(secret, code.replace(/\s+/g, ""), now);
   if (step === null) {
-    await recordMfaFailure(deps, userId, audit, reservation, "bad_enrolment_code");
-    throw new ForbiddenError("That code is not valid", "mfa_code_invalid");
+    throw await mfaFailure(
+      deps,
+      userId,
+      audit,
+      reservation,
+      "bad_enrolment_code",
+      new ForbiddenError("That code is not valid", "mfa_code_invalid"),
+    );
   }
   const recoveryCodes = await deps.db.transaction(async (tx) => {
     await tx

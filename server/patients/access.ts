@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, inArray, isNull, lte, or } from "drizzle-orm";
 import { breakGlassGrants, careRelationships, patients } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
@@ -120,36 +120,34 @@ export async function assertCanReadPatient(
 ): Promise<PatientAccess> {
   const facts = (await loadPatientFacts(deps, actor, [patientId])).get(patientId);
   if (!facts) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
       {
         action,
-        outcome: "denied",
         resourceType: "Patient",
         resourceId: patientId,
         details: { rule: "not_found" },
       },
+      new NotFoundError("Patient not found"),
       deps.now(),
     );
-    throw new NotFoundError("Patient not found");
   }
   const decision = canReadPatient(actor, facts);
   if (!decision.allowed) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
       {
         action,
-        outcome: "denied",
         resourceType: "Patient",
         resourceId: patientId,
         patientId,
         details: { rule: decision.rule },
       },
+      new ForbiddenError("You may not access this patient's record", decision.rule),
       deps.now(),
     );
-    throw new ForbiddenError("You may not access this patient's record", decision.rule);
   }
   if (decision.basis === "break_glass") {
     await recordBreakGlassUse(

@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { clinicalEntries, patients } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { exportPatientBundle, type FhirBundle } from "../fhir/export.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor, Role } from "../kernel/roles.ts";
@@ -291,13 +291,13 @@ export async function exportMyRecord(
   auditActor: AuditActor,
 ): Promise<FhirBundle> {
   if (!actor.patientId) {
-    await recordAudit(
+    throw await auditDenial(
       deps.db,
       auditActor,
-      { action: "patient.export", outcome: "denied", details: { rule: "no_patient_record" } },
+      { action: "patient.export", details: { rule: "no_patient_record" } },
+      new NotFoundError("No patient record is linked to this account", "no_patient_record"),
       deps.now(),
     );
-    throw new NotFoundError("No patient record is linked to this account", "no_patient_record");
   }
   await assertCanReadPatient(deps, actor, auditActor, actor.patientId, "patient.export");
   const bundle = await exportPatientBundle(deps, actor.patientId);

@@ -1,14 +1,14 @@
-import { and, desc, eq, inArray, lt, lte, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lte, sql } from "drizzle-orm";
 import { Temporal } from "temporal-polyfill";
 import type { z } from "zod";
 import type { Executor } from "../../db/client.ts";
 import { appointments, organizations, patients, reminders } from "../../db/schema/index.ts";
 import { DecryptionError } from "../crypto/envelope.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, type AuditEvent, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, type AuditEvent, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
 import type { Demographics } from "../kernel/demographics.ts";
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../kernel/errors.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
 import {
   afterOutcome,
@@ -53,23 +53,22 @@ async function refuse(
   decision: Exclude<Decision, { allowed: true }>,
   procedure: string,
 ): Promise<never> {
-  await recordAudit(
+  throw await auditDenial(
     deps.db,
     audit,
     {
       action: "access.denied",
-      outcome: "denied",
       resourceType: "Procedure",
       resourceId: procedure,
       details: { rule: decision.rule },
     },
+    new ForbiddenError(
+      decision.rule === "scope"
+        ? "This API key lacks the reminders scope"
+        : "You may not work the reminder queue",
+      decision.rule,
+    ),
     deps.now(),
-  );
-  throw new ForbiddenError(
-    decision.rule === "scope"
-      ? "This API key lacks the reminders scope"
-      : "You may not work the reminder queue",
-    decision.rule,
   );
 }
 
@@ -682,16 +681,16 @@ export async function retryReminder(
     });
   } catch (err) {
     if (otherOrganization) {
-      await recordAudit(
+      throw await auditDenial(
         deps.db,
         audit,
         {
           action: "reminder.retry",
-          outcome: "denied",
           resourceType: "Reminder",
           resourceId: input.id,
           details: { rule: "other_organization" },
         },
+        err as Error,
         now,
       );
     }

@@ -10,7 +10,7 @@ import {
   practitioners,
 } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { type AuditActor, recordAudit } from "../kernel/audit.ts";
+import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor } from "../kernel/roles.ts";
@@ -69,25 +69,24 @@ async function enforce(
   practitionerId: string,
 ): Promise<void> {
   if (decision.allowed) return;
-  await recordAudit(
+  throw await auditDenial(
     deps.db,
     auditActor,
     {
       action,
-      outcome: "denied",
       resourceType: "Practitioner",
       resourceId: practitionerId,
       details: { rule: decision.rule },
     },
+    new ForbiddenError(
+      decision.rule === "not_own_calendar"
+        ? "You may only manage your own calendar"
+        : decision.rule === "role"
+          ? "Your role may not do this"
+          : "This practitioner belongs to another organization",
+      decision.rule,
+    ),
     deps.now(),
-  );
-  throw new ForbiddenError(
-    decision.rule === "not_own_calendar"
-      ? "You may only manage your own calendar"
-      : decision.rule === "role"
-        ? "Your role may not do this"
-        : "This practitioner belongs to another organization",
-    decision.rule,
   );
 }
 
