@@ -46,6 +46,11 @@ export interface DatabaseHandle {
   ): Promise<() => Promise<void>>;
   /** NOTIFY outside a transaction (inside one, use `SELECT pg_notify(...)` so it fires on commit). */
   notify(channel: string, payload: string): Promise<void>;
+  /**
+   * Embedded only: a consistent tarball of the PGlite data directory (`dumpDataDir`), taken by
+   * this handle while it holds the database (and the data-directory lock). Absent on Postgres.
+   */
+  dumpDataDir?(): Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -60,6 +65,26 @@ export interface DatabaseOptions {
   pgliteDir?: string;
   /** Pool size for the postgres driver. */
   maxConnections?: number;
+  /**
+   * A direct (not pooled) Postgres URL for what a transaction pooler (PgBouncer
+   * `pool_mode=transaction`) cannot carry: LISTEN/NOTIFY and migrations. When set, `url` is taken
+   * to be such a pooler and protocol-level prepared statements are switched off (PgBouncer 1.18
+   * cannot route them; docs/scaling.md).
+   */
+  directUrl?: string | undefined;
+  /** Seconds to wait for a Postgres connection before failing the query (default 3). */
+  connectTimeoutSeconds?: number;
+}
+
+/**
+ * Delay before the driver's next connection attempt after `retries` failed ones, in seconds:
+ * 50 ms doubling, capped at 250 ms (the driver's own default grows to 20 s, so Haven would stay
+ * unavailable for seconds after PostgreSQL is back). Jittered ±25 % so instances do not reconnect
+ * in lockstep.
+ */
+export function reconnectBackoffSeconds(retries: number): number {
+  const base = Math.min(0.05 * 2 ** Math.max(0, retries - 1), 0.25);
+  return base * (0.75 + Math.random() / 2);
 }
 
 /**
@@ -68,18 +93,28 @@ export interface DatabaseOptions {
  */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.url) {
-    const client = postgres(options.url, {
-      max: options.maxConnections ?? 10,
+    const driverOptions = {
       onnotice: () => {},
       // Never echo parameters (PHI) in driver errors.
       debug: false,
+      connect_timeout: options.connectTimeoutSeconds ?? 3,
+      backoff: reconnectBackoffSeconds,
+    };
+    const client = postgres(options.url, {
+      ...driverOptions,
+      max: options.maxConnections ?? 10,
+      prepare: !options.directUrl,
     });
+    // LISTEN and migrations need a real session: the direct connection when behind a pooler.
+    const direct = options.directUrl
+      ? postgres(options.directUrl, { ...driverOptions, max: 1 })
+      : client;
     const db = drizzlePostgres({ client, schema }) as unknown as Database;
     return {
       db,
       kind: "postgres",
       migrate: async () => {
-        await migratePostgres(drizzlePostgres({ client, schema }), {
+        await migratePostgres(drizzlePostgres({ client: direct, schema }), {
           migrationsFolder: MIGRATIONS_FOLDER,
         });
       },
@@ -88,7 +123,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       },
       listen: async (channel, onPayload, onListen) => {
         assertChannel(channel);
-        const { unlisten } = await client.listen(channel, onPayload, onListen);
+        const { unlisten } = await direct.listen(channel, onPayload, onListen);
         return unlisten;
       },
       notify: async (channel, payload) => {
@@ -97,6 +132,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       },
       close: async () => {
         await client.end({ timeout: 5 });
+        if (direct !== client) await direct.end({ timeout: 5 });
       },
     };
   }
@@ -125,6 +161,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       assertChannel(channel);
       await client.query("SELECT pg_notify($1, $2)", [channel, payload]);
     },
+    dumpDataDir: async () => await client.dumpDataDir("gzip"),
     close: async () => {
       await client.close();
     },

@@ -55,6 +55,7 @@ export async function startHaven(
     options.database ??
     (await openDatabase({
       url: config.DATABASE_URL,
+      directUrl: config.DATABASE_DIRECT_URL,
       pgliteDir: `${config.HAVEN_DATA_DIR}/pglite`,
     }));
   try {

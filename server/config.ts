@@ -22,6 +22,14 @@ const envSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
     .optional(),
+  /**
+   * Direct PostgreSQL URL when DATABASE_URL points at a transaction pooler (PgBouncer): LISTEN/NOTIFY
+   * fan-out and migrations use it; queries go through the pooler without prepared statements.
+   */
+  DATABASE_DIRECT_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
   /** Directory for the embedded database and the generated key file. */
   HAVEN_DATA_DIR: z.string().min(1).default(".haven"),
   HAVEN_MIGRATE_ON_START: booleanString.default(true),
@@ -168,6 +176,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(
       "Invalid configuration:\n  HAVEN_PHI_KEYS and HAVEN_BLIND_INDEX_KEY are required when NODE_ENV=production " +
         "(Haven will not generate encryption keys for a production deployment; see README 'Configuration').",
+    );
+  }
+  if (config.DATABASE_DIRECT_URL && !config.DATABASE_URL) {
+    throw new ConfigError(
+      "Invalid configuration:\n  DATABASE_DIRECT_URL needs DATABASE_URL (the pooler it bypasses).",
     );
   }
   if (Boolean(config.HAVEN_PHI_KEYS) !== Boolean(config.HAVEN_BLIND_INDEX_KEY)) {

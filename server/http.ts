@@ -18,7 +18,8 @@ import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
 import { TooManyRequestsError } from "./kernel/errors.ts";
 import type { AppRouter } from "./router.ts";
-import { assertEveryProcedureDeclaresAccess } from "./trpc.ts";
+import { assertEveryProcedureDeclaresAccess, toTRPCError } from "./trpc.ts";
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./unavailable.ts";
 
 export interface ServerOptions {
   router: AppRouter;
@@ -156,7 +157,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await options.database.ping();
       return { status: "ready" };
     } catch {
-      return reply.code(503).send({ status: "unavailable" });
+      return reply
+        .code(503)
+        .header("retry-after", String(UNAVAILABLE_RETRY_AFTER_SECONDS))
+        .send({ status: "unavailable" });
     }
   });
 
@@ -165,9 +169,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       void res.setCookie(c.name, c.value, c.attributes);
     };
     const cookieToken = req.cookies[SESSION_COOKIE];
+    // A database outage while resolving the session is a 503, not a 500 (toTRPCError).
     const auth = await authenticate(services, {
       authorization: req.headers.authorization,
       cookie: cookieToken,
+    }).catch((err: unknown) => {
+      throw toTRPCError(err);
     });
     if (auth?.refreshCookie && cookieToken) {
       // Re-set the RAW token, never the stored hash (ARCHITECTURE §3 known traps).
@@ -191,12 +198,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       createContext,
       allowMethodOverride: true,
       maxBatchSize: 20,
-      // 429 answers carry `Retry-After` (seconds), as well as `data.retryAfterSeconds`.
+      // 429 and 503 answers carry `Retry-After` (seconds), as well as `data.retryAfterSeconds`.
       responseMeta({ errors }) {
         let retry = 0;
         for (const e of errors) {
           if (e.cause instanceof TooManyRequestsError)
             retry = Math.max(retry, e.cause.retryAfterSeconds);
+          if (e.code === "SERVICE_UNAVAILABLE")
+            retry = Math.max(retry, UNAVAILABLE_RETRY_AFTER_SECONDS);
         }
         return retry > 0 ? { headers: { "retry-after": String(retry) } } : {};
       },

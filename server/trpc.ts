@@ -15,6 +15,11 @@ import {
   ValidationError,
 } from "./kernel/errors.ts";
 import { type ApiKeyScope, isPrivileged, type Role } from "./kernel/roles.ts";
+import {
+  DatabaseUnavailableError,
+  isDatabaseUnavailable,
+  UNAVAILABLE_RETRY_AFTER_SECONDS,
+} from "./unavailable.ts";
 
 /**
  * Who may call a procedure. Every procedure declares it (`.meta({ roles, phi })`); the one access
@@ -113,7 +118,12 @@ const t = initTRPC
           requestId,
           issues: issues ?? null,
           reason: cause instanceof DomainError ? (cause.reason ?? null) : null,
-          retryAfterSeconds: cause instanceof TooManyRequestsError ? cause.retryAfterSeconds : null,
+          retryAfterSeconds:
+            cause instanceof TooManyRequestsError
+              ? cause.retryAfterSeconds
+              : error.code === "SERVICE_UNAVAILABLE"
+                ? UNAVAILABLE_RETRY_AFTER_SECONDS
+                : null,
         },
       };
     },
@@ -131,13 +141,24 @@ const DOMAIN_CODES: [new (...args: never[]) => DomainError, TRPC_ERROR_CODE_KEY]
 /**
  * The one place domain and database errors become tRPC errors: domain errors keep their message;
  * unique (23505) and exclusion (23P01) violations become CONFLICT; a bad text representation
- * (22P02) or out-of-range value (22003, 22007, 22008) becomes BAD_REQUEST; anything else stays
- * INTERNAL_SERVER_ERROR (message replaced by the formatter).
+ * (22P02) or out-of-range value (22003, 22007, 22008) becomes BAD_REQUEST; a database that cannot
+ * be reached or dropped the connection becomes SERVICE_UNAVAILABLE (HTTP 503 + Retry-After, see
+ * `unavailable.ts`); anything else stays INTERNAL_SERVER_ERROR (message replaced by the formatter).
  */
 export function toTRPCError(err: unknown): TRPCError {
   if (err instanceof TRPCError) {
     if (err.code !== "INTERNAL_SERVER_ERROR" || !err.cause) return err;
     return toTRPCError(err.cause);
+  }
+  // Before the domain errors: a fail-closed refusal caused by an outage (the login throttle's
+  // ThrottleUnavailableError) is an outage too, answered with the outage's short Retry-After.
+  if (isDatabaseUnavailable(err)) {
+    const unavailable = new DatabaseUnavailableError(err);
+    return new TRPCError({
+      code: "SERVICE_UNAVAILABLE",
+      message: unavailable.message,
+      cause: unavailable,
+    });
   }
   for (const [cls, code] of DOMAIN_CODES) {
     if (err instanceof cls) return new TRPCError({ code, message: err.message, cause: err });
