@@ -6,6 +6,7 @@ import type { Actor, Role } from "../auth/roles.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { ForbiddenError, NotFoundError } from "../errors.ts";
 import { exportPatientBundle, type FhirBundle } from "../fhir/export.ts";
+import type { FhirResource } from "../fhir/types.ts";
 import { assertCanReadPatient, loadPatientFacts, recordBreakGlassUse } from "./access.ts";
 import type { Demographics } from "./demographics.ts";
 import { canReadPatient, patientViewFor } from "./policy.ts";
@@ -13,7 +14,8 @@ import type { getOutput, searchInput, searchOutput } from "./schemas.ts";
 
 export type SearchInput = z.infer<typeof searchInput>;
 export type SearchResult = z.infer<typeof searchOutput>;
-export type PatientRecord = z.infer<typeof getOutput>;
+/** What the service returns: the output schema's input side (FHIR bodies as stored JSON). */
+export type PatientRecord = z.input<typeof getOutput>;
 export type DemographicsView = PatientRecord["demographics"];
 
 /**
@@ -182,12 +184,7 @@ export async function getPatient(
     source: e.source,
     ...("body" in e && typeof e.body === "string"
       ? {
-          resource: deps.crypto.open<Record<string, unknown>>(
-            "clinical_entries",
-            "body",
-            e.id,
-            e.body,
-          ),
+          resource: deps.crypto.open<FhirResource>("clinical_entries", "body", e.id, e.body),
         }
       : {}),
   }));
