@@ -2,6 +2,7 @@ import type { Database, DatabaseHandle } from "../db/client.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { MailTransport } from "../lib/mail.ts";
 import { DEFAULT_PRIVACY_SETTINGS, type PrivacySettings } from "./access/settings.ts";
+import type { BoundaryContext } from "./api-boundary.ts";
 import type { SchedulingSettings } from "./appointments/settings.ts";
 import type { CookieSpec, SessionManager } from "./auth/session.ts";
 import type { ServiceDeps } from "./deps.ts";
@@ -30,7 +31,7 @@ export interface AppServices {
 }
 
 /** Per-request tRPC context. Handlers read the caller from `actor` (null when anonymous). */
-export interface Context {
+export interface Context extends BoundaryContext {
   deps: ServiceDeps & { db: Database };
   sessions: SessionManager;
   log: Logger;
@@ -54,6 +55,8 @@ export interface Context {
   setCookie: (cookie: CookieSpec) => void;
 }
 
+export type { BoundaryContext };
+
 export interface InnerContextOptions {
   actor?: Actor | null;
   mfaVerified?: boolean;
@@ -64,6 +67,17 @@ export interface InnerContextOptions {
   setCookie?: (cookie: CookieSpec) => void;
 }
 
+/** Every context minted by `createContextInner` (and so by HTTP); nothing else passes as one. */
+const minted = new WeakSet<object>();
+
+/**
+ * True when `value` is a context minted by {@link createContextInner}: how the first middleware
+ * turns a {@link BoundaryContext} back into a {@link Context} without an unchecked cast.
+ */
+export function isServerContext(value: BoundaryContext): value is Context {
+  return minted.has(value);
+}
+
 /**
  * The test seam (tRPC convention): build a context without HTTP. Router tests call
  * `createCaller(createContextInner(services, { actor }))`.
@@ -72,7 +86,7 @@ export function createContextInner(services: AppServices, opts: InnerContextOpti
   const actor = opts.actor ?? null;
   const requestId = opts.requestId ?? crypto.randomUUID();
   const ip = opts.ip ?? null;
-  return {
+  const ctx: Context = {
     deps: services.deps,
     sessions: services.sessions,
     log: services.log,
@@ -98,4 +112,6 @@ export function createContextInner(services: AppServices, opts: InnerContextOpti
     userAgent: opts.userAgent ?? null,
     setCookie: opts.setCookie ?? (() => {}),
   };
+  minted.add(ctx);
+  return ctx;
 }

@@ -1,7 +1,10 @@
 import { initTRPC, TRPCError } from "@trpc/server";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
+import type { BoundaryContext, ErrorData, ErrorShape, FieldIssue, Meta } from "./api-boundary.ts";
 import type { Context } from "./context.ts";
+import { isServerContext } from "./context.ts";
 import { DecryptionError } from "./crypto/envelope.ts";
 import { auditDenial } from "./kernel/audit.ts";
 import {
@@ -14,40 +17,14 @@ import {
   UnauthorizedError,
   ValidationError,
 } from "./kernel/errors.ts";
-import { type ApiKeyScope, isPrivileged, type Role } from "./kernel/roles.ts";
+import { isPrivileged } from "./kernel/roles.ts";
 import {
   DatabaseUnavailableError,
   isDatabaseUnavailable,
   UNAVAILABLE_RETRY_AFTER_SECONDS,
 } from "./unavailable.ts";
 
-/**
- * Who may call a procedure. Every procedure declares it (`.meta({ roles, phi })`); the one access
- * middleware enforces it, and `assertEveryProcedureDeclaresAccess` fails startup when one doesn't.
- * `"public"` means no session needed (login, health).
- */
-export interface Meta {
-  roles: "public" | readonly Role[];
-  /**
-   * Does the procedure read or write PHI? Must be stated explicitly (startup guard). On PHI
-   * procedures a clinician/staff/admin session (or any account with an authenticator) that has not
-   * passed MFA gets FORBIDDEN with `data.reason = "mfa_required"` (45 CFR 164.312(d), ASVS 2.7/4.3.1).
-   */
-  phi: boolean;
-  /** Require MFA (as for PHI) although the procedure touches no PHI: account and key administration. */
-  mfa?: boolean;
-  /**
-   * The API-key scope a `service` caller needs. Procedures whose roles include `service` must declare
-   * one (startup guard); an API key may call only procedures whose scope it holds (deny by default).
-   */
-  scope?: ApiKeyScope;
-}
-
-/** One field-level validation problem, as returned in `error.data.issues`. */
-export interface FieldIssue {
-  path: string;
-  message: string;
-}
+export type { FieldIssue, Meta };
 
 interface RawIssue {
   path?: PropertyKey[];
@@ -87,7 +64,9 @@ function fieldIssues(cause: unknown): FieldIssue[] | undefined {
 }
 
 const t = initTRPC
-  .context<Context>()
+  // The router's type carries only the boundary context (ADR 0008); `restoreContext` below gives
+  // every handler the full `Context`.
+  .context<BoundaryContext>()
   .meta<Meta>()
   .create({
     transformer: superjson,
@@ -95,39 +74,51 @@ const t = initTRPC
      * Never a stack trace, SQL or internal message in a response: INTERNAL_SERVER_ERROR becomes a
      * generic text with the request id (ARCHITECTURE §3, OWASP ASVS 7.4.1).
      */
-    errorFormatter({ shape, error, ctx }) {
-      const requestId = ctx?.requestId ?? null;
-      const issues = error.code === "BAD_REQUEST" ? fieldIssues(error.cause) : undefined;
-      const cause = error.cause;
-      let message = shape.message;
-      if (error.code === "INTERNAL_SERVER_ERROR") {
-        message = `Internal error. Quote request id ${requestId ?? "unknown"} when reporting it.`;
-      } else if (issues) {
-        message = `Invalid input: ${issues
-          .slice(0, 5)
-          .map((i) => `${i.path}: ${i.message}`)
-          .join("; ")}`;
-      }
-      return {
-        message,
-        code: shape.code,
-        data: {
-          code: shape.data.code,
-          httpStatus: shape.data.httpStatus,
-          path: shape.data.path,
-          requestId,
-          issues: issues ?? null,
-          reason: cause instanceof DomainError ? (cause.reason ?? null) : null,
-          retryAfterSeconds:
-            cause instanceof TooManyRequestsError
-              ? cause.retryAfterSeconds
-              : error.code === "SERVICE_UNAVAILABLE"
-                ? UNAVAILABLE_RETRY_AFTER_SECONDS
-                : null,
-        },
-      };
+    errorFormatter({ shape, error, ctx }): ErrorShape {
+      const { message, data } = describeError(error, ctx?.requestId ?? null);
+      return { message, code: shape.code, data: { ...data, path: shape.data.path } };
     },
   });
+
+/**
+ * Haven's answer for a failed call, the same over tRPC (the error formatter) and REST (ADR 0009):
+ * INTERNAL_SERVER_ERROR becomes a generic text with the request id (never a stack, SQL or internal
+ * message: ARCHITECTURE §3, OWASP ASVS 7.4.1); BAD_REQUEST input errors list field issues (at most
+ * 50; the first 5 in the message); domain errors add their `reason`, throttling its
+ * `retryAfterSeconds`. `httpStatus` is tRPC's mapping of the code (400, 401, 403, 404, 409, 429, 500…).
+ */
+export function describeError(
+  error: TRPCError,
+  requestId: string | null,
+): { message: string; data: Omit<ErrorData, "path"> } {
+  const issues = error.code === "BAD_REQUEST" ? fieldIssues(error.cause) : undefined;
+  const cause = error.cause;
+  let message = error.message;
+  if (error.code === "INTERNAL_SERVER_ERROR") {
+    message = `Internal error. Quote request id ${requestId ?? "unknown"} when reporting it.`;
+  } else if (issues) {
+    message = `Invalid input: ${issues
+      .slice(0, 5)
+      .map((i) => `${i.path}: ${i.message}`)
+      .join("; ")}`;
+  }
+  return {
+    message,
+    data: {
+      code: error.code,
+      httpStatus: getHTTPStatusCodeFromError(error),
+      requestId,
+      issues: issues ?? null,
+      reason: cause instanceof DomainError ? (cause.reason ?? null) : null,
+      retryAfterSeconds:
+        cause instanceof TooManyRequestsError
+          ? cause.retryAfterSeconds
+          : error.code === "SERVICE_UNAVAILABLE"
+            ? UNAVAILABLE_RETRY_AFTER_SECONDS
+            : null,
+    },
+  };
+}
 
 const DOMAIN_CODES: [new (...args: never[]) => DomainError, TRPC_ERROR_CODE_KEY][] = [
   [NotFoundError, "NOT_FOUND"],
@@ -196,8 +187,23 @@ export function toTRPCError(err: unknown): TRPCError {
   }
 }
 
+/**
+ * First middleware of every procedure: checks that the context was minted by
+ * `createContextInner` and hands the rest of the chain its full type.
+ * @throws TRPCError INTERNAL_SERVER_ERROR for a context built any other way (a programming error)
+ */
+const restoreContext = t.middleware(({ ctx, next }) => {
+  if (!isServerContext(ctx)) {
+    throw new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: "context not minted" });
+  }
+  return next({ ctx });
+});
+
+/** Procedures from here on see the full `Context`. */
+const contextual = t.procedure.use(restoreContext);
+
 /** Count and time every call for /metrics (labels: procedure path, type, outcome code; no PHI). */
-const measure = t.middleware(async ({ ctx, path, type, next }) => {
+const measured = contextual.use(async function measure({ ctx, path, type, next }) {
   const started = performance.now();
   const result = await next();
   ctx.metrics?.observe(
@@ -215,8 +221,16 @@ const mapErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
-/** The single access middleware: reads `meta.roles`, deny by default. */
-const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
+/**
+ * Base for procedures open to anyone (still declares `roles: "public"`), with the single access
+ * middleware: reads `meta.roles`, deny by default.
+ */
+export const publicProcedure = measured.use(mapErrors).use(async function enforceAccess({
+  ctx,
+  meta,
+  path,
+  next,
+}) {
   const roles = meta?.roles;
   if (!roles) {
     throw new TRPCError({ code: "FORBIDDEN", message: "This procedure declares no access rule" });
@@ -268,9 +282,6 @@ const enforceAccess = t.middleware(async ({ ctx, meta, path, next }) => {
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 export const middleware = t.middleware;
-
-/** Base for procedures open to anyone (still declares `roles: "public"`). */
-export const publicProcedure = t.procedure.use(measure).use(mapErrors).use(enforceAccess);
 
 /** Base for procedures that need a signed-in caller: `ctx.actor` is non-null inside. */
 export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {

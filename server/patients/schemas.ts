@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fhirCollectionBundleOutput, fhirResourceOutput } from "../fhir/schemas.ts";
 
 const isoDate = z
   .string()
@@ -88,8 +89,8 @@ export const getOutput = z.object({
       kind: clinicalKind,
       recordedAt: z.date(),
       source: z.enum(["fhir-import", "portal"]),
-      /** The FHIR resource; omitted for roles that may not see clinical content. */
-      resource: z.record(z.string(), z.unknown()).optional(),
+      /** The FHIR R4 resource; omitted for roles that may not see clinical content. */
+      resource: fhirResourceOutput.optional(),
     }),
   ),
   entriesTruncated: z.boolean(),
@@ -99,16 +100,4 @@ export const getOutput = z.object({
 export const exportMyRecordInput = z.strictObject({}).optional();
 
 /** A FHIR R4 Bundle (type `collection`, Patient/$everything content). */
-export const fhirBundleOutput = z.object({
-  resourceType: z.literal("Bundle"),
-  type: z.literal("collection"),
-  id: z.string(),
-  timestamp: z.string(),
-  meta: z.object({ lastUpdated: z.string() }),
-  entry: z.array(
-    z.object({
-      fullUrl: z.string().optional(),
-      resource: z.record(z.string(), z.unknown()),
-    }),
-  ),
-});
+export const fhirBundleOutput = fhirCollectionBundleOutput;

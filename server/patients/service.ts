@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { clinicalEntries, patients } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { exportPatientBundle, type FhirBundle } from "../fhir/export.ts";
+import type { FhirResource } from "../fhir/types.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
@@ -13,7 +14,8 @@ import type { getOutput, searchInput, searchOutput } from "./schemas.ts";
 
 export type SearchInput = z.infer<typeof searchInput>;
 export type SearchResult = z.infer<typeof searchOutput>;
-export type PatientRecord = z.infer<typeof getOutput>;
+/** What the service returns: the output schema's input side (FHIR bodies as stored JSON). */
+export type PatientRecord = z.input<typeof getOutput>;
 export type DemographicsView = PatientRecord["demographics"];
 
 /**
@@ -182,12 +184,7 @@ export async function getPatient(
     source: e.source,
     ...("body" in e && typeof e.body === "string"
       ? {
-          resource: deps.crypto.open<Record<string, unknown>>(
-            "clinical_entries",
-            "body",
-            e.id,
-            e.body,
-          ),
+          resource: deps.crypto.open<FhirResource>("clinical_entries", "body", e.id, e.body),
         }
       : {}),
   }));
