@@ -30,6 +30,12 @@ export const invitations = pgTable(
     acceptedUserId: uuid("accepted_user_id").references(() => users.id),
     revokedAt: at("revoked_at"),
     failedAttempts: integer("failed_attempts").notNull().default(0),
+    /**
+     * Portal invitations sent to an address that is not the contact on file: SHA-256 of the
+     * confirmation code sent to the contact on file, required to accept (ADR 0008). Null when the
+     * invitation itself went to the contact on file.
+     */
+    contactCodeHash: text("contact_code_hash"),
     createdBy: uuid("created_by").references(() => users.id),
     createdAt: createdAt(),
   },

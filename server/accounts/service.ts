@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { and, asc, eq, isNull } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
@@ -39,6 +39,25 @@ export const INVITATION_TTL_HOURS = 72;
 /** Wrong dates of birth before an invitation is burned. */
 export const INVITATION_MAX_FAILURES = 5;
 const INVALID_INVITATION = "This invitation is invalid or has expired";
+/** Alphabet of the contact-on-file confirmation code (Crockford base32: no I, L, O, U). */
+const CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/** Length of the confirmation code: 8 × 5 = 40 bits, against at most 5 guesses per invitation. */
+export const CONTACT_CODE_LENGTH = 8;
+
+/** A fresh confirmation code for the contact on file (CSPRNG). */
+function contactCode(): string {
+  let code = "";
+  for (let i = 0; i < CONTACT_CODE_LENGTH; i++)
+    code += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
+  return code;
+}
+
+/** `jane.doe@example.test` → `j•••@example.test`: enough for the owner to recognise, no more. */
+function maskAddress(email: string): string {
+  const at = email.lastIndexOf("@");
+  if (at <= 0) return "•••";
+  return `${email.slice(0, 1)}•••${email.slice(at)}`;
+}
 
 /** A rule violation on one input field: BAD_REQUEST with the path in `data.issues`. */
 function invalidField(field: string, message: string): ValidationError {
@@ -111,10 +130,17 @@ export interface CreateInvitationInput {
  * their organization); admins also invite clinicians, staff and admins. The token (256 random
  * bits) goes only into the e-mail, through the mail transport; only its SHA-256 is stored
  * (single use, expiring; ASVS 2.5.1, 2.3.1). Audited `auth.invitation_created` (with the patient id).
+ *
+ * Portal invitations and the insider (ADR 0008): no workforce member may end up holding a
+ * patient's session. The patient record must have a contact e-mail on file (staff cannot change
+ * it). When `email` names another address, the invitation still goes there, but a confirmation
+ * code goes to the contact on file (with a notice that an invitation went elsewhere) and is
+ * required to accept; the event is audited `auth.invitation_off_file` against the patient, so it
+ * appears in the accounting of disclosures (45 CFR 164.528, 164.312(d)). Same rule for admins.
  * @returns the invitation id and expiry (never the token)
  * @throws ForbiddenError (role may not invite that role), NotFoundError (patient/practitioner not in
  *   the organization), ConflictError (patient already has an account, e-mail already registered),
- *   ValidationError (no e-mail known for the patient)
+ *   ValidationError (`patientId`: no contact e-mail on file; `email` missing for workforce)
  */
 export async function createInvitation(
   deps: ServiceDeps & { db: Database },
@@ -139,6 +165,8 @@ export async function createInvitation(
   }
   let email = input.email?.trim() ?? null;
   let patientId: string | null = null;
+  /** Portal invitations: the patient's own e-mail from the (encrypted) demographics. */
+  let contactOnFile: string | null = null;
   let practitionerId: string | null = null;
   if (input.role === "patient") {
     if (!input.patientId) {
@@ -157,14 +185,18 @@ export async function createInvitation(
     if (!p || p.organizationId !== actor.organizationId) throw new NotFoundError("No such patient");
     if (p.userId) throw new ConflictError("This patient already has a portal account");
     patientId = p.id;
-    if (!email) {
-      email = deps.crypto.open<Demographics>(
-        "patients",
-        "demographics",
-        p.id,
-        p.demographics,
-      ).email;
+    contactOnFile =
+      deps.crypto.open<Demographics>("patients", "demographics", p.id, p.demographics).email ??
+      null;
+    if (!contactOnFile) {
+      // Without a contact on file there is no channel the workforce does not control, so nothing
+      // could prove the invitee is the patient (ADR 0008): enrol in person once the record has one.
+      throw invalidField(
+        "patientId",
+        "the patient record has no contact e-mail on file; a portal invitation needs one",
+      );
     }
+    email ??= contactOnFile;
   } else {
     if (input.patientId) {
       throw invalidField("patientId", "only for role patient");
@@ -198,6 +230,12 @@ export async function createInvitation(
     .limit(1);
   if (taken) throw new ConflictError("An account with this email already exists");
 
+  // An address other than the contact on file (ADR 0008): acceptance also needs a code that goes
+  // only to the contact on file, which also learns that an invitation went elsewhere.
+  const offFile =
+    contactOnFile !== null &&
+    deps.crypto.index("user.email", contactOnFile) !== deps.crypto.index("user.email", email);
+  const code = offFile ? contactCode() : null;
   const id = uuidv7();
   const token = randomBytes(32).toString("base64url");
   const expiresAt = new Date(
@@ -213,6 +251,7 @@ export async function createInvitation(
       email: deps.crypto.seal("invitations", "email", id, email),
       emailIndex,
       tokenHash: sha256(token),
+      contactCodeHash: code ? sha256(code) : null,
       expiresAt,
       createdBy: actor.userId,
       createdAt: now,
@@ -226,11 +265,44 @@ export async function createInvitation(
         resourceType: "Invitation",
         resourceId: id,
         patientId,
-        details: { role: input.role },
+        details: { role: input.role, ...(patientId ? { toContactOnFile: !offFile } : {}) },
       },
       now,
     );
+    if (offFile) {
+      // Disclosure-relevant: it shows in the patient's accounting of disclosures (164.528).
+      await recordAudit(
+        tx,
+        audit,
+        {
+          action: "auth.invitation_off_file",
+          outcome: "allowed",
+          resourceType: "Invitation",
+          resourceId: id,
+          patientId,
+          details: { basis: "invitation_to_address_not_on_file", contactOnFileNotified: true },
+        },
+        now,
+      );
+    }
   });
+  if (offFile && contactOnFile && code) {
+    mail.enqueue({
+      kind: "invitation_notice",
+      to: contactOnFile,
+      subject: "A patient portal invitation for your record was sent to another address",
+      text: [
+        `Your clinic sent an invitation to open a patient portal account for your record to ${maskAddress(email)}, which is not the e-mail address we have on file for you.`,
+        "",
+        "If you asked for this, enter this confirmation code when you accept that invitation:",
+        "",
+        `    ${code}`,
+        "",
+        "If you did not ask for it, do not share this code with anyone (clinic staff will never ask for it) and contact your clinic.",
+        `The code expires with the invitation at ${expiresAt.toISOString()}.`,
+      ].join("\n"),
+    });
+  }
   mail.enqueue({
     kind: "invitation",
     to: email,
@@ -251,19 +323,26 @@ export async function createInvitation(
 }
 
 /**
- * Accept an invitation: token + (for a portal invitation) the patient's date of birth + a new
+ * Accept an invitation: token + (for a portal invitation) the patient's date of birth, and, when
+ * the invitation went to an address other than the contact on file, the confirmation code sent to
+ * the contact on file (ADR 0008) + a new
  * password (NIST 800-63B rules, not built from the e-mail or the patient's name). Creates the
  * account, links it to the patient or practitioner, consumes the invitation (single use, in one
- * transaction with a row lock) and opens a session. A wrong date of birth counts against the
- * invitation (burned after 5) and the IP throttle. Every failure gives the same message.
+ * transaction with a row lock) and opens a session. A wrong date of birth or confirmation code
+ * counts against the invitation (burned after 5) and the IP throttle. Every failure gives the same message.
  * Audited `auth.invitation_accepted` / `auth.invitation_failed`.
- * @throws UnauthorizedError (invalid, expired, used, revoked, wrong date of birth),
+ * @throws UnauthorizedError (invalid, expired, used, revoked, wrong date of birth or code),
  *   PasswordPolicyError (BAD_REQUEST on `password`), TooManyRequestsError, ConflictError
  */
 export async function acceptInvitation(
   deps: ServiceDeps & { db: Database },
   sessionsManager: SessionManager,
-  input: { token: string; birthDate?: string | undefined; password: string },
+  input: {
+    token: string;
+    birthDate?: string | undefined;
+    contactCode?: string | undefined;
+    password: string;
+  },
   request: LoginRequest,
 ): Promise<LoginResult> {
   const now = deps.now();
@@ -323,7 +402,12 @@ export async function acceptInvitation(
     const d = p
       ? deps.crypto.open<Demographics>("patients", "demographics", inv.patientId, p.demographics)
       : null;
-    if (!d?.birthDate || d.birthDate !== input.birthDate) {
+    const birthOk = Boolean(d?.birthDate) && d?.birthDate === input.birthDate;
+    const codeOk =
+      inv.contactCodeHash === null ||
+      (input.contactCode !== undefined &&
+        sha256(input.contactCode.toUpperCase()) === inv.contactCodeHash);
+    if (!birthOk || !codeOk) {
       // Count the miss; burn the invitation at the limit.
       const [after] = await deps.db
         .update(invitations)
@@ -336,8 +420,13 @@ export async function acceptInvitation(
           .set({ revokedAt: now })
           .where(and(eq(invitations.id, inv.id), isNull(invitations.revokedAt)));
       }
-      throw await fail("birth_date_mismatch", inv.id, inv.patientId);
+      throw await fail(
+        birthOk ? "contact_code_mismatch" : "birth_date_mismatch",
+        inv.id,
+        inv.patientId,
+      );
     }
+    if (!d) throw await fail("patient_missing", inv.id, inv.patientId);
     names.push(d.name.family, ...d.name.given);
   }
   assertPasswordAcceptable(input.password, { email, names }, "password");

@@ -281,7 +281,8 @@ const invitationsRouter = router({
   /**
    * `auth.invitations.create` — `{ role, patientId?, practitionerId?, email?, expiresInHours? }` →
    * `{ invitationId, expiresAt }`. Staff invite portal patients (tied to a patient record, sent to
-   * the record's e-mail unless `email` is given); admins also invite clinicians, staff, admins.
+   * the record's e-mail unless `email` is given — then a confirmation code goes to the contact on
+   * file and is needed to accept, ADR 0008); admins also invite clinicians, staff, admins.
    * The single-use token goes only into the e-mail. Errors: FORBIDDEN, NOT_FOUND, CONFLICT,
    * BAD_REQUEST.
    */
@@ -294,9 +295,10 @@ const invitationsRouter = router({
     ),
 
   /**
-   * `auth.invitations.accept` — `{ token, birthDate? (portal), password }` → a session like
+   * `auth.invitations.accept` — `{ token, birthDate? (portal), contactCode? (portal invitation
+   * sent to an address not on file: the code mailed to the contact on file), password }` → a session like
    * `auth.login` (workforce accounts must then enrol MFA). Errors: UNAUTHORIZED (one message for
-   * invalid, used, expired, revoked or wrong date of birth), BAD_REQUEST `password`,
+   * invalid, used, expired, revoked, wrong date of birth or code), BAD_REQUEST `password`,
    * TOO_MANY_REQUESTS.
    */
   accept: publicProcedure

@@ -122,6 +122,14 @@ export const invitationAcceptInput = z.strictObject({
   token: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "the code from the invitation"),
   /** Portal invitations: the patient's date of birth, `YYYY-MM-DD`. */
   birthDate: z.iso.date().optional(),
+  /**
+   * Portal invitations sent to an address not on file: the 8-character code e-mailed to the
+   * patient's contact on file (ADR 0008). Case-insensitive.
+   */
+  contactCode: z
+    .string()
+    .regex(/^[0-9A-Za-z]{8}$/, "the 8-character code sent to the e-mail address on file")
+    .optional(),
   password,
 });
 export const invitationRevokeInput = z.strictObject({ invitationId: z.uuid() });

@@ -25,6 +25,8 @@ export const AUDIT_ACTIONS = [
   "auth.invitation_accepted",
   "auth.invitation_failed",
   "auth.invitation_revoked",
+  // issue 13: a portal invitation sent to an address that is not the patient's contact on file
+  "auth.invitation_off_file",
   "auth.role_changed",
   "auth.account_disabled",
   "auth.account_enabled",

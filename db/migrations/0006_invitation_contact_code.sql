@@ -1,0 +1,1 @@
+ALTER TABLE "invitations" ADD COLUMN "contact_code_hash" text;
