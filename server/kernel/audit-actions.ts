@@ -68,6 +68,9 @@ export const AUDIT_ACTIONS = [
   "patient.export",
   "keys.rotate",
   "keys.reindex",
+  // operations (issue 15): backups and restores taken by an operator
+  "ops.backup",
+  "ops.restore",
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
