@@ -17,9 +17,9 @@ import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
 import { TooManyRequestsError } from "./kernel/errors.ts";
+import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess, toTRPCError } from "./trpc.ts";
-import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./unavailable.ts";
 
 export interface ServerOptions {
   router: AppRouter;

@@ -22,7 +22,7 @@ import {
   DatabaseUnavailableError,
   isDatabaseUnavailable,
   UNAVAILABLE_RETRY_AFTER_SECONDS,
-} from "./unavailable.ts";
+} from "./kernel/unavailable.ts";
 
 export type { FieldIssue, Meta };
 

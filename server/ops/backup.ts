@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import type { DatabaseHandle } from "../../db/client.ts";
+import { rowsOf } from "../../db/rows.ts";
 import { sealAuditChain } from "../audit/chain.ts";
-import { recordAudit, SYSTEM_ACTOR } from "../audit/service.ts";
-import { rowsOf } from "../crypto/rows.ts";
+import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
 import { type DatabaseFacts, readFacts } from "./facts.ts";
 
 /**

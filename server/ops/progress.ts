@@ -32,15 +32,15 @@ export function stderrProgress(): Progress & { finish(): void } {
     if (event.total !== undefined) {
       // Non-TTY: the step once, then its end.
       if (lastStep !== event.step)
-        console.error(`[${elapsed}] ${event.step} (${event.total} tables)…`);
+        process.stderr.write(`[${elapsed}] ${event.step} (${event.total} tables)…\n`);
       else if (event.done === event.total)
-        console.error(`[${elapsed}] ${event.step}: ${event.done}/${event.total} tables`);
+        process.stderr.write(`[${elapsed}] ${event.step}: ${event.done}/${event.total} tables\n`);
       lastStep = event.step;
       return;
     }
     stopBar();
     lastStep = event.step;
-    console.error(`[${elapsed}] ${event.step}…`);
+    process.stderr.write(`[${elapsed}] ${event.step}…\n`);
   }) as Progress & { finish(): void };
   fn.finish = stopBar;
   return fn;

@@ -8,13 +8,13 @@ import { pgcrypto } from "@electric-sql/pglite/contrib/pgcrypto";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
+import { rowsOf } from "../../db/rows.ts";
 import { verifyAuditChain } from "../audit/chain.ts";
-import { recordAudit, SYSTEM_ACTOR } from "../audit/service.ts";
 import { blindIndexFingerprint, checkBlindIndexKey } from "../crypto/fingerprint.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
 import { encryptedColumns } from "../crypto/registry.ts";
-import { rowsOf } from "../crypto/rows.ts";
+import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
 import {
   type BackupManifest,
   OpsError,
