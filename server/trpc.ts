@@ -3,7 +3,6 @@ import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import superjson from "superjson";
 import type { BoundaryContext, ErrorData, ErrorShape, FieldIssue, Meta } from "./api-boundary.ts";
-import type { Context } from "./context.ts";
 import { isServerContext } from "./context.ts";
 import { DecryptionError } from "./crypto/envelope.ts";
 import { auditDenial } from "./kernel/audit.ts";
