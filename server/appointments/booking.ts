@@ -13,6 +13,7 @@ import {
   sqlState,
   ValidationError,
 } from "../kernel/errors.ts";
+import { isTransientFailure, retryTransient } from "../kernel/retry.ts";
 import type { Actor } from "../kernel/roles.ts";
 import {
   loadPractitioner,
@@ -90,8 +91,11 @@ function assertAllowed(decision: Decision): void {
 }
 
 /**
- * Run `work` in a transaction and translate failures: the exclusion violation becomes
- * `slot_taken`; denials and conflicts are audited (outside the rolled-back transaction) as
+ * Run `work` in a transaction and translate failures. A deadlock or serialization failure (two
+ * writers racing on the exclusion constraint) reruns the whole transaction with jittered backoff
+ * (`retryTransient`), so the loser sees the winner's row and gets `slot_taken`; if the retries are
+ * spent it is answered as CONFLICT `concurrent_change`, never a 500. The exclusion violation
+ * becomes `slot_taken`. Denials and conflicts are audited (outside the rolled-back transaction) as
  * `denied` / `error` with the rule, ids only.
  */
 async function runChange<T>(
@@ -102,9 +106,17 @@ async function runChange<T>(
   work: (tx: Executor) => Promise<T>,
 ): Promise<T> {
   try {
-    return await deps.db.transaction(work);
+    return await retryTransient(() => deps.db.transaction(work));
   } catch (err) {
-    const mapped = sqlState(err) === "23P01" ? slotTaken() : err;
+    const mapped =
+      sqlState(err) === "23P01"
+        ? slotTaken()
+        : isTransientFailure(err)
+          ? new ConflictError(
+              "The calendar changed while this was being saved. Reload and try again.",
+              "concurrent_change",
+            )
+          : err;
     if (mapped instanceof ForbiddenError || mapped instanceof ConflictError) {
       await recordAudit(
         deps.db,
