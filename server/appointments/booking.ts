@@ -17,6 +17,7 @@ import { isTransientFailure, retryTransient } from "../kernel/retry.ts";
 import type { Actor } from "../kernel/roles.ts";
 import {
   loadPractitioner,
+  lockCalendar,
   type SchedulePractitioner,
   slotStartingAt,
 } from "../scheduling/service.ts";
@@ -273,6 +274,7 @@ export async function book(
         practitionerId: practitioner.id,
       }),
     );
+    await lockCalendar(tx, practitioner.id);
     if (practitioner.organizationId !== patient.organizationId) {
       throw new ValidationError(
         "practitionerId: the practitioner does not work at the patient's clinic",
@@ -401,6 +403,7 @@ export async function reschedule(
     { appointmentId: input.appointmentId, patientId: target.patientId },
     async (tx) => {
       assertAllowed(canChangeAppointment(actor, "reschedule", target));
+      await lockCalendar(tx, practitioner.id);
       const row = await lockForChange(tx, input.appointmentId, input.version);
       assertTransition(row.status, "reschedule");
       if (actor.role === "patient") {

@@ -279,13 +279,20 @@ async function readAvailability(
   };
 }
 
-/** Lock the practitioner row so concurrent edits of one calendar serialize. */
-async function lockPractitioner(tx: Executor, practitionerId: string): Promise<void> {
+/**
+ * Lock one practitioner's calendar for the rest of the transaction (`SELECT … FOR NO KEY UPDATE`
+ * on the practitioner row), so concurrent changes to one calendar (hours, bookings, reschedules)
+ * run one after another. Without it, two inserts that both hit the `appointments_no_overlap`
+ * exclusion constraint can wait on each other's index entry and deadlock (40P01). NO KEY UPDATE
+ * does not block foreign-key checks from other tables. Every writer takes this lock before any
+ * appointment row lock, so the lock order is always practitioner → appointment.
+ */
+export async function lockCalendar(tx: Executor, practitionerId: string): Promise<void> {
   await tx
     .select({ id: practitioners.id })
     .from(practitioners)
     .where(eq(practitioners.id, practitionerId))
-    .for("update");
+    .for("no key update");
 }
 
 /**
@@ -311,7 +318,7 @@ export async function setWeeklyHours(
   const organizationId = practitioner.organizationId as string; // checked by the policy
   const now = deps.now();
   await deps.db.transaction(async (tx) => {
-    await lockPractitioner(tx, practitioner.id);
+    await lockCalendar(tx, practitioner.id);
     await tx.delete(availabilityRules).where(eq(availabilityRules.practitionerId, practitioner.id));
     if (input.hours.length > 0) {
       await tx.insert(availabilityRules).values(
@@ -367,7 +374,7 @@ export async function addException(
   const id = uuidv7();
   const now = deps.now();
   await deps.db.transaction(async (tx) => {
-    await lockPractitioner(tx, practitioner.id);
+    await lockCalendar(tx, practitioner.id);
     await tx.insert(availabilityExceptions).values({
       id,
       organizationId: practitioner.organizationId as string,
@@ -421,7 +428,7 @@ export async function removeException(
   );
   const now = deps.now();
   await deps.db.transaction(async (tx) => {
-    await lockPractitioner(tx, practitioner.id);
+    await lockCalendar(tx, practitioner.id);
     await tx.delete(availabilityExceptions).where(eq(availabilityExceptions.id, input.exceptionId));
     await recordAudit(
       tx,
