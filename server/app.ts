@@ -17,7 +17,7 @@ import {
   type LiveServer,
   serversWritingUnreadable,
 } from "./crypto/instances.ts";
-import { loadKeys } from "./crypto/load.ts";
+import { loadKeys, validateEnvKeys } from "./crypto/load.ts";
 import { PhiCrypto } from "./crypto/phi.ts";
 import { type DemoSeedResult, seedDemo } from "./demo/seed.ts";
 import { buildServer } from "./http.ts";
@@ -68,7 +68,9 @@ export async function startHaven(
 ): Promise<RunningHaven> {
   const log = createLogger(config.LOG_LEVEL, options.logDestination);
   // Order matters (issue 9 §3): every check that can fail with a one-line cause runs before any
-  // migration or seed changes the database.
+  // migration or seed changes the database; the cheap ones before the database is even opened.
+  validateEnvKeys(config);
+  await assertPortFree(config.HOST, config.PORT);
   const database =
     options.database ??
     (await openDatabase({
@@ -85,7 +87,6 @@ export async function startHaven(
       if (line) throw new StartupError(line);
       throw err;
     }
-    await assertPortFree(config.HOST, config.PORT);
     const keys = await loadKeys(config, {
       databaseHoldsEncryptedData: () => databaseHoldsEncryptedData(database.db),
     });

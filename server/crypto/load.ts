@@ -2,7 +2,7 @@ import { access } from "node:fs/promises";
 import { join } from "node:path";
 import type { AppConfig } from "../config.ts";
 import { FileKeyProvider } from "./key-file.ts";
-import { EnvKeyProvider, KeyError, type KeyProvider, Keyring } from "./keyring.ts";
+import { EnvKeyProvider, KeyError, type KeyProvider, Keyring, parseEnvKeys } from "./keyring.ts";
 
 export interface LoadedKeys {
   keyring: Keyring;
@@ -49,4 +49,16 @@ export async function loadKeys(
   const provider = new FileKeyProvider(keyFile);
   const keyring = new Keyring(await provider.load());
   return { keyring, provider, generated: provider.created, keyFile };
+}
+
+/**
+ * Check HAVEN_PHI_KEYS / HAVEN_BLIND_INDEX_KEY (when set) without touching anything else, so a
+ * malformed value fails before the database is opened.
+ * @throws KeyError naming the variable and the expected format, never the value
+ */
+export function validateEnvKeys(config: AppConfig): void {
+  if (config.HAVEN_PHI_KEYS && config.HAVEN_BLIND_INDEX_KEY) {
+    const keyring = new Keyring(parseEnvKeys(config.HAVEN_PHI_KEYS, config.HAVEN_BLIND_INDEX_KEY));
+    if (keyring.keyIds().length === 0) throw new KeyError("no PHI encryption key configured");
+  }
 }
