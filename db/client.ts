@@ -1,4 +1,3 @@
-import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -11,6 +10,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { lockDataDir } from "./lock.ts";
 import * as schema from "./schema/index.ts";
 
 export type Schema = typeof schema;
@@ -88,7 +88,9 @@ export function reconnectBackoffSeconds(retries: number): number {
 }
 
 /**
- * Open the database in one of the two modes (ARCHITECTURE §5).
+ * Open the database in one of the two modes (ARCHITECTURE §5). The embedded mode first takes the
+ * data directory's exclusive lock (db/lock.ts) and holds it until `close()`.
+ * @throws DataDirLockedError when another process holds the PGlite data directory
  * @throws the driver's connection error when Postgres is unreachable (first query)
  */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
@@ -137,8 +139,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     };
   }
   const dir = options.pgliteDir ?? ".haven/pglite";
-  if (!dir.startsWith("memory://")) await mkdir(dir, { recursive: true });
-  const client = await PGlite.create(dir, { extensions: { btree_gist, pgcrypto } });
+  // One owner per data directory, taken BEFORE PGlite touches it (db/lock.ts).
+  const lock = dir.startsWith("memory://") ? undefined : await lockDataDir(dir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(dir, { extensions: { btree_gist, pgcrypto } });
+  } catch (err) {
+    await lock?.release();
+    throw err;
+  }
   const pdb = drizzlePglite({ client, schema });
   return {
     db: pdb as unknown as Database,
@@ -163,7 +172,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     },
     dumpDataDir: async () => await client.dumpDataDir("gzip"),
     close: async () => {
-      await client.close();
+      try {
+        if (!client.closed) await client.close();
+      } finally {
+        await lock?.release();
+      }
     },
   };
 }

@@ -9,8 +9,15 @@ import { AuditSealer } from "./audit/sealer.ts";
 import { SessionManager } from "./auth/session.ts";
 import type { AppConfig } from "./config.ts";
 import type { AppServices } from "./context.ts";
+import { assertKeysDecryptData, databaseHoldsEncryptedData } from "./crypto/canary.ts";
 import { checkBlindIndexKey } from "./crypto/fingerprint.ts";
-import { loadKeys } from "./crypto/load.ts";
+import {
+  describeServer,
+  InstanceHeartbeat,
+  type LiveServer,
+  serversWritingUnreadable,
+} from "./crypto/instances.ts";
+import { loadKeys, validateEnvKeys } from "./crypto/load.ts";
 import { PhiCrypto } from "./crypto/phi.ts";
 import { type DemoSeedResult, seedDemo } from "./demo/seed.ts";
 import { buildServer } from "./http.ts";
@@ -18,6 +25,12 @@ import { Metrics } from "./metrics.ts";
 import { reminderQueueDepth } from "./reminders/service.ts";
 import { reminderSettingsFrom } from "./reminders/settings.ts";
 import { appRouter } from "./router.ts";
+import {
+  assertPortFree,
+  describeDatabaseError,
+  describeListenError,
+  StartupError,
+} from "./startup-errors.ts";
 
 export interface StartOptions {
   /** Where log lines go (default stdout). */
@@ -42,15 +55,22 @@ export interface RunningHaven {
 }
 
 /**
- * Boot Haven from validated config: keys, database (+ migrations unless disabled), demo data
- * (embedded default), HTTP server listening on HOST:PORT (PORT 0 = any free port).
+ * Boot Haven from validated config: database (embedded: its data-directory lock), reachability,
+ * port, keys (never a fresh key file for a database holding ciphertext), migrations unless
+ * disabled, the per-key canary and blind-index checks, the key heartbeat, demo data (embedded
+ * default), then the HTTP server on HOST:PORT (PORT 0 = any free port).
+ * @throws StartupError / DataDirLockedError / KeyError with a one-line cause, before any migration
+ *   or seed for everything but the key checks that need the migrated schema
  */
 export async function startHaven(
   config: AppConfig,
   options: StartOptions = {},
 ): Promise<RunningHaven> {
   const log = createLogger(config.LOG_LEVEL, options.logDestination);
-  const keys = await loadKeys(config);
+  // Order matters (issue 9 §3): every check that can fail with a one-line cause runs before any
+  // migration or seed changes the database; the cheap ones before the database is even opened.
+  validateEnvKeys(config);
+  await assertPortFree(config.HOST, config.PORT);
   const database =
     options.database ??
     (await openDatabase({
@@ -58,16 +78,48 @@ export async function startHaven(
       directUrl: config.DATABASE_DIRECT_URL,
       pgliteDir: `${config.HAVEN_DATA_DIR}/pglite`,
     }));
+  let heartbeat: InstanceHeartbeat | undefined;
   try {
+    try {
+      await database.ping();
+    } catch (err) {
+      const line = config.DATABASE_URL && describeDatabaseError(err, config.DATABASE_URL);
+      if (line) throw new StartupError(line);
+      throw err;
+    }
+    const keys = await loadKeys(config, {
+      databaseHoldsEncryptedData: () => databaseHoldsEncryptedData(database.db),
+    });
     if (config.HAVEN_MIGRATE_ON_START) await database.migrate();
     const deps = {
       db: database.db,
       crypto: new PhiCrypto(keys.keyring),
       now: options.now ?? (() => new Date()),
     };
-    // Refuse to serve with a blind-index key other than the one the stored indexes were built
-    // with: searches and logins would silently miss (`npm run keys -- reindex`).
+    // Refuse to serve when the keys cannot read what is stored (a per-key canary), and with a
+    // blind-index key other than the one the stored indexes were built with: searches and logins
+    // would silently miss (`npm run keys -- reindex`).
+    await assertKeysDecryptData(database.db, keys.keyring);
     await checkBlindIndexKey(database.db, deps.crypto, deps.now());
+    // Advertise the keys this server holds; readiness fails while another live server encrypts
+    // under a key this one lacks (its PHI reads of those rows would fail).
+    let unreadable: LiveServer[] = [];
+    heartbeat = new InstanceHeartbeat(database.db, keys.keyring, {
+      intervalMs: config.HAVEN_INSTANCE_HEARTBEAT_MS,
+      onBeat: (servers) => {
+        const now = serversWritingUnreadable(servers, keys.keyring, heartbeat?.id ?? "");
+        if (now.length > 0 && unreadable.length === 0) {
+          log.warn(
+            { servers: now.map(describeServer) },
+            "not ready: live servers encrypt under PHI keys this server does not hold",
+          );
+        }
+        unreadable = now;
+      },
+      onError: (err) =>
+        log.warn({ err: err instanceof Error ? err.name : "error" }, "instance heartbeat failed"),
+    });
+    await heartbeat.register();
     const services: AppServices = {
       deps,
       log,
@@ -92,20 +144,35 @@ export async function startHaven(
     const app = await buildServer({
       router: appRouter,
       services,
-      database,
+      database: {
+        ping: async () => {
+          await database.ping();
+          if (unreadable.length > 0) throw new Error("PHI keys missing for live servers' data");
+        },
+      },
       allowedOrigins: config.HAVEN_ALLOWED_ORIGINS,
       metricsToken: config.HAVEN_METRICS_TOKEN,
     });
-    await app.listen({ host: config.HOST, port: config.PORT });
+    try {
+      await app.listen({ host: config.HOST, port: config.PORT });
+    } catch (err) {
+      await app.close();
+      const line = describeListenError(err, config.HOST, config.PORT);
+      throw line ? new StartupError(line) : err;
+    }
     // Extends the audit hash chain in the background (one sealer across instances).
     const sealer = new AuditSealer(database.db, log, config.HAVEN_AUDIT_SEAL_INTERVAL_MS);
     sealer.start();
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.PORT;
     const host = config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST;
+    const url = `http://${host}:${port}`;
+    await heartbeat.setUrl(url);
+    heartbeat.start();
+    const beating = heartbeat;
     return {
       app,
-      url: `http://${host}:${port}`,
+      url,
       services,
       database,
       keysGenerated: keys.generated,
@@ -113,12 +180,14 @@ export async function startHaven(
       demo,
       close: async () => {
         await app.close();
+        await beating.stop();
         await sealer.stop();
         await services.mail.close();
         if (!options.database) await database.close();
       },
     };
   } catch (err) {
+    await heartbeat?.stop();
     if (!options.database) await database.close();
     throw err;
   }

@@ -85,6 +85,11 @@ const envSchema = z.object({
     .min(5)
     .max(24 * 60)
     .default(60),
+  /**
+   * How often this server records, in the database, which PHI keys it holds (ms). `keys rotate`
+   * treats a server as live for 3 periods after its last heartbeat.
+   */
+  HAVEN_INSTANCE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   /** How often the background sealer extends the audit hash chain, ms (0 disables it in this process). */
   HAVEN_AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   /**

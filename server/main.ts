@@ -1,7 +1,13 @@
 import { startHaven } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { KeyError } from "./crypto/keyring.ts";
 import { DEMO_LOGINS } from "./demo/seed.ts";
+import { startupFailureMessage } from "./startup-errors.ts";
+
+/** ` (CODE)` of an unexpected failure, for the one-line report (never its message: may quote data). */
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? ` (${code})` : "";
+}
 
 /** `npm start`: validate config, boot Haven, print how to reach it; SIGTERM/SIGINT drain and exit. */
 const started = performance.now();
@@ -69,10 +75,10 @@ try {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof KeyError) {
-    console.error(err.message);
-  } else {
-    console.error(`Haven failed to start: ${err instanceof Error ? err.name : "error"}`, err);
-  }
+  // One line naming the cause, never a stack (issue 9 §3); unexpected failures print their class only.
+  const line = startupFailureMessage(err);
+  console.error(
+    line ?? `Haven failed to start: ${err instanceof Error ? err.name : "error"}${codeOf(err)}`,
+  );
   process.exit(1);
 }

@@ -3,6 +3,7 @@ import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { parseCommandLine, pickCommand } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
+import { databaseOpenFailure } from "../startup-errors.ts";
 import { type ChainHead, sealAuditChain, verifyAuditChain } from "./chain.ts";
 
 /**
@@ -62,7 +63,10 @@ async function main(argv: string[]): Promise<number> {
       });
       if (config.HAVEN_MIGRATE_ON_START) await handle.migrate();
     } catch (err) {
-      throw new CliError(`cannot open or migrate the database${codeSuffix(err)}`);
+      throw new CliError(
+        databaseOpenFailure(err, config.DATABASE_URL) ??
+          `cannot open or migrate the database${codeSuffix(err)}`,
+      );
     }
     const db = handle.db;
     if (command === "seal" || parsed.values["no-seal"] !== true) {

@@ -4,7 +4,10 @@ import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { parseCommandLine, pickCommand } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
+import { databaseOpenFailure } from "../startup-errors.ts";
+import { databaseHoldsEncryptedData } from "./canary.ts";
 import { blindIndexFingerprint, storedBlindIndexFingerprint } from "./fingerprint.ts";
+import { describeServer, liveServersLacking } from "./instances.ts";
 import { FileKeyProvider } from "./key-file.ts";
 import { KeyError } from "./keyring.ts";
 import { loadKeys } from "./load.ts";
@@ -108,8 +111,8 @@ async function main(argv: string[]): Promise<number> {
   const delayMs = positiveInt(parsed.values["delay-ms"], "--delay-ms", 0);
 
   const config = loadConfig();
-  const keys = await loadKeys(config);
   if (command === "add-key") {
+    const keys = await loadKeys(config);
     if (!(keys.provider instanceof FileKeyProvider)) {
       throw new CliError(
         "add-key works on the embedded key file only; with env keys put the new key first in HAVEN_PHI_KEYS",
@@ -138,15 +141,24 @@ async function main(argv: string[]): Promise<number> {
   const progress = progressReporter(command === "rotate" ? "Rotating" : "Reindexing", json);
   try {
     try {
+      // The database first: on the embedded default this takes the data-directory lock, so a CLI
+      // beside a running server stops here, before anything (even a key file) is written.
       handle = await openDatabase({
         url: config.DATABASE_URL,
         pgliteDir: `${config.HAVEN_DATA_DIR}/pglite`,
       });
       if (config.HAVEN_MIGRATE_ON_START) await handle.migrate();
     } catch (err) {
-      throw new CliError(`cannot open or migrate the database${codeSuffix(err)}`);
+      throw new CliError(
+        databaseOpenFailure(err, config.DATABASE_URL) ??
+          `cannot open or migrate the database${codeSuffix(err)}`,
+      );
     }
     const db = handle.db;
+    const opened = handle;
+    const keys = await loadKeys(config, {
+      databaseHoldsEncryptedData: () => databaseHoldsEncryptedData(opened.db),
+    });
     const keyring = keys.keyring;
 
     if (command === "status") {
@@ -204,6 +216,15 @@ async function main(argv: string[]): Promise<number> {
     }
 
     if (command === "rotate") {
+      // Never re-encrypt under a key some live server lacks: it could no longer read the rows.
+      const lacking = await liveServersLacking(db, keyring);
+      if (lacking.length > 0) {
+        throw new CliError(
+          `refusing to rotate to key "${keyring.activeKeyId}": ${lacking.length} live server(s) do not hold it: ` +
+            `${lacking.map(describeServer).join("; ")}. Restart them with the new key ` +
+            `(HAVEN_PHI_KEYS=${keyring.activeKeyId}:…,<old keys>), then run rotate again.`,
+        );
+      }
       const summary = await rotateKeys(db, keyring, {
         batchSize,
         delayMs,

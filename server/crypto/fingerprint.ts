@@ -106,3 +106,18 @@ export async function checkBlindIndexKey(
   }
   return "recorded";
 }
+
+/**
+ * Public fingerprints of every loaded PHI key, keyed by key id: HMAC-SHA-256 keyed by the key over
+ * a label naming the id, base64url. Two processes holding the same id with different material get
+ * different fingerprints, so a server "holding k2" means holding the same k2.
+ */
+export function phiKeyFingerprints(keyring: Keyring): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const id of keyring.keyIds()) {
+    out[id] = createHmac("sha256", keyring.key(id))
+      .update(`haven-key-fingerprint:v1:phi:${id}`, "utf8")
+      .digest("base64url");
+  }
+  return out;
+}

@@ -74,18 +74,43 @@ export class Keyring {
   }
 }
 
+/** The expected shape of HAVEN_PHI_KEYS, quoted in every format error. */
+export const PHI_KEYS_FORMAT =
+  "expected HAVEN_PHI_KEYS=keyId:base64key[,keyId2:base64key2…] (first = active; ids 1-32 of A-Z a-z 0-9 _ -; " +
+  "each key 32 random bytes in base64, 44 characters: `openssl rand -base64 32`)";
+
+const BASE64_32 = /^[A-Za-z0-9+/_-]{43}=?$/;
+
 /**
  * Parse `HAVEN_PHI_KEYS` (`id:base64,id2:base64`, first = active) and `HAVEN_BLIND_INDEX_KEY` (base64).
- * @throws KeyError on malformed values (message names the variable, never the value)
+ * @throws KeyError on malformed values: one line naming the variable, the entry's position and the
+ *   expected format, never the value (it may be key material)
  */
 export function parseEnvKeys(phiKeys: string, blindIndexKey: string): KeyMaterial {
-  const keys: DataKey[] = phiKeys.split(",").map((part) => {
+  const parts = phiKeys.split(",");
+  const keys: DataKey[] = parts.map((part, i) => {
+    const where = parts.length > 1 ? `entry ${i + 1} of HAVEN_PHI_KEYS` : "HAVEN_PHI_KEYS";
     const idx = part.indexOf(":");
-    if (idx <= 0) throw new KeyError("HAVEN_PHI_KEYS entries must look like keyId:base64key");
+    if (idx <= 0) throw new KeyError(`${where} has no "keyId:" prefix; ${PHI_KEYS_FORMAT}`);
     const id = part.slice(0, idx).trim();
-    const key = Buffer.from(part.slice(idx + 1).trim(), "base64");
-    return { id, key };
+    const encoded = part.slice(idx + 1).trim();
+    if (!KEY_ID.test(id)) {
+      throw new KeyError(
+        `${where} has a key id that is not 1-32 of A-Z a-z 0-9 _ -; ${PHI_KEYS_FORMAT}`,
+      );
+    }
+    if (!BASE64_32.test(encoded)) {
+      throw new KeyError(
+        `${where} (key "${id}") is not 32 bytes of base64 (${encoded.length} characters); ${PHI_KEYS_FORMAT}`,
+      );
+    }
+    return { id, key: Buffer.from(encoded, "base64") };
   });
+  if (!BASE64_32.test(blindIndexKey.trim())) {
+    throw new KeyError(
+      "HAVEN_BLIND_INDEX_KEY must be 32 random bytes in base64 (44 characters: `openssl rand -base64 32`)",
+    );
+  }
   const blind = Buffer.from(blindIndexKey.trim(), "base64");
   return { phiKeys: keys, blindIndexKey: blind };
 }

@@ -3,9 +3,11 @@ import cliProgress from "cli-progress";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { parseCommandLine } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
+import { assertKeysDecryptData, databaseHoldsEncryptedData } from "../crypto/canary.ts";
 import { KeyError } from "../crypto/keyring.ts";
 import { loadKeys } from "../crypto/load.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
+import { databaseOpenFailure } from "../startup-errors.ts";
 import { FhirImportError } from "./errors.ts";
 import { importFiles } from "./importer.ts";
 import { describeResult, formatSummary } from "./summary.ts";
@@ -39,12 +41,6 @@ async function main(argv: string[]): Promise<number> {
   const dryRun = parsed.values["dry-run"] === true;
 
   const config = loadConfig();
-  const keys = await loadKeys(config);
-  if (keys.generated) {
-    console.log(
-      `Generated new encryption keys in ${keys.keyFile} (keep this file safe and backed up).`,
-    );
-  }
   let handle: DatabaseHandle | undefined;
   let bar: cliProgress.SingleBar | undefined;
   try {
@@ -55,8 +51,22 @@ async function main(argv: string[]): Promise<number> {
       });
       if (config.HAVEN_MIGRATE_ON_START) await handle.migrate();
     } catch (err) {
-      throw new CliError(`cannot open or migrate the database${codeSuffix(err)}`);
+      throw new CliError(
+        databaseOpenFailure(err, config.DATABASE_URL) ??
+          `cannot open or migrate the database${codeSuffix(err)}`,
+      );
     }
+    // Keys after the database: the lock and the "no fresh keys for existing ciphertext" rule first.
+    const opened = handle;
+    const keys = await loadKeys(config, {
+      databaseHoldsEncryptedData: () => databaseHoldsEncryptedData(opened.db),
+    });
+    if (keys.generated) {
+      console.log(
+        `Generated new encryption keys in ${keys.keyFile} (keep this file safe and backed up).`,
+      );
+    }
+    await assertKeysDecryptData(handle.db, keys.keyring);
     const deps = { db: handle.db, crypto: new PhiCrypto(keys.keyring), now: () => new Date() };
     const summary = await importFiles(deps, parsed.positionals, {
       dryRun,

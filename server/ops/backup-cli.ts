@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { parseCommandLine } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
+import { databaseOpenFailure } from "../startup-errors.ts";
 import { OpsError, takeBackup } from "./backup.ts";
 import { stderrProgress } from "./progress.ts";
 
@@ -84,7 +85,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof OpsError)
+    const line = databaseOpenFailure(err, process.env.DATABASE_URL);
+    if (line) console.error(`backup: ${line}`);
+    else if (err instanceof ConfigError || err instanceof OpsError)
       console.error(`backup: ${err.message}`);
     else
       console.error(`backup failed: ${err instanceof Error ? err.name : typeof err}${codeOf(err)}`);

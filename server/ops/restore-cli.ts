@@ -5,6 +5,7 @@ import { parseCommandLine } from "../cli.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { KeyError } from "../crypto/keyring.ts";
 import { loadKeys } from "../crypto/load.ts";
+import { databaseOpenFailure } from "../startup-errors.ts";
 import { OpsError, readManifest } from "./backup.ts";
 import { stderrProgress } from "./progress.ts";
 import { restoreBackup } from "./restore.ts";
@@ -108,7 +109,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof OpsError || err instanceof KeyError) {
+    const line = databaseOpenFailure(err, process.env.DATABASE_URL);
+    if (line) {
+      console.error(`restore: ${line}`);
+    } else if (err instanceof ConfigError || err instanceof OpsError || err instanceof KeyError) {
       console.error(`restore: ${err.message}`);
     } else {
       console.error(`restore failed: ${err instanceof Error ? err.name : typeof err}`);
