@@ -118,6 +118,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   app.addHook("onSend", async (_req, reply, payload) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    // tRPC answers with a web Response whose own headers win over the reply's; its SSE stream says
+    // `Cache-Control: no-cache`, but the stream carries names and visit reasons: no-store (issue 13).
+    if (payload instanceof Response) payload.headers.set("cache-control", "no-store");
     return payload;
   });
   // One access-log line per request: method, path WITHOUT query string (GET inputs may hold PHI),
