@@ -7,6 +7,7 @@ import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
 import {
   ConflictError,
+  constraintName,
   type DomainError,
   ForbiddenError,
   NotFoundError,
@@ -78,6 +79,14 @@ function slotTaken(): ConflictError {
   );
 }
 
+/** The patient already has an overlapping active appointment (with any practitioner). */
+function patientDoubleBooked(): ConflictError {
+  return new ConflictError(
+    "The patient already has an appointment at that time",
+    "patient_double_booked",
+  );
+}
+
 /** Thrown inside a transaction to roll it back; audited as denied once the rollback is done. */
 class Denied extends ForbiddenError {
   constructor(readonly rule: AppointmentRule) {
@@ -104,7 +113,13 @@ async function runChange<T>(
   try {
     return await deps.db.transaction(work);
   } catch (err) {
-    const mapped = sqlState(err) === "23P01" ? slotTaken() : err;
+    // Two exclusion constraints: the practitioner's (slot_taken) and the patient's (0008).
+    const mapped =
+      sqlState(err) !== "23P01"
+        ? err
+        : constraintName(err) === "appointments_patient_no_overlap"
+          ? patientDoubleBooked()
+          : slotTaken();
     if (mapped instanceof ForbiddenError || mapped instanceof ConflictError) {
       await recordAudit(
         deps.db,
@@ -193,10 +208,7 @@ async function assertPatientFree(
     )
     .limit(1);
   if (clash) {
-    throw new ConflictError(
-      "The patient already has an appointment at that time",
-      "patient_double_booked",
-    );
+    throw patientDoubleBooked();
   }
 }
 
