@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from "../config.ts";
 import { KeyError } from "../crypto/keyring.ts";
 import { loadKeys } from "../crypto/load.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
+import { operatorName } from "../ops/backup.ts";
 import { FhirImportError } from "./errors.ts";
 import { importFiles } from "./importer.ts";
 import { describeResult, formatSummary } from "./summary.ts";
@@ -60,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
     const deps = { db: handle.db, crypto: new PhiCrypto(keys.keyring), now: () => new Date() };
     const summary = await importFiles(deps, parsed.positionals, {
       dryRun,
+      operator: operatorName(),
       onProgress: (done, total) => {
         if (!bar && total > 3 && process.stdout.isTTY) {
           bar = new cliProgress.SingleBar(
