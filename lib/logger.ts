@@ -68,6 +68,16 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
+/** The `at …` frames of a stack (at most 7), without the message lines that precede them. */
+export function stackFrames(stack: string | undefined): string | undefined {
+  if (!stack) return undefined;
+  const frames = stack
+    .split("\n")
+    .filter((line) => /^\s+at /.test(line))
+    .slice(0, 7);
+  return frames.length > 0 ? frames.join("\n") : undefined;
+}
+
 /** Error serializer that keeps type, code and stack but drops messages that may quote data. */
 export function serializeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { type: typeof err };
@@ -76,7 +86,9 @@ export function serializeError(err: unknown): Record<string, unknown> {
   return {
     type: err.name,
     code: typeof code === "string" ? code : undefined,
-    stack: err.stack?.split("\n").slice(1, 8).join("\n"),
+    // Frames only: a stack begins with the message, and Drizzle's "Failed query: … params: …" or a
+    // driver's 'invalid input syntax …: "<value>"' spans several lines of it (issue 13).
+    stack: stackFrames(err.stack),
     cause: cause instanceof Error ? serializeError(cause) : undefined,
   };
 }

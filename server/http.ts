@@ -34,7 +34,16 @@ export interface ServerOptions {
    * (a Prometheus scraper on the same host or through a sidecar).
    */
   metricsToken?: string | undefined;
+  /**
+   * Longest time a client may take to send a whole request (headers and body), ms (default 30 000).
+   * Like a reverse proxy's client body timeout: a body trickled one byte every few seconds is cut
+   * off with 408. Streaming responses (SSE) are not affected: the clock stops once the request is in.
+   */
+  requestTimeoutMs?: number;
 }
+
+/** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
+const ALLOWED_METHODS = ["GET", "HEAD", "POST", "OPTIONS"] as const;
 
 /** Security headers for every response (OWASP ASVS 14.4). The API serves no HTML. */
 const SECURITY_HEADERS: Record<string, string> = {
@@ -88,6 +97,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   assertEveryProcedureDeclaresAccess(options.router);
   const { services } = options;
   const allowed = new Set(options.allowedOrigins);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     loggerInstance: services.log as FastifyBaseLogger,
     // Fastify's own request lines would log full URLs (GET inputs); we log our own below.
@@ -96,11 +106,21 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     bodyLimit: options.bodyLimit ?? 1_048_576,
     routerOptions: { maxParamLength: 2_000 },
     trustProxy: false,
+    // Slow-body defence (issue 13): Node ends a request not fully received within requestTimeout
+    // (408), checked every second; headers get the same bound.
+    requestTimeout: requestTimeoutMs,
+    http: {
+      headersTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
+    },
   });
   await app.register(fastifyCookie);
 
   app.addHook("onSend", async (_req, reply, payload) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    // tRPC answers with a web Response whose own headers win over the reply's; its SSE stream says
+    // `Cache-Control: no-cache`, but the stream carries names and visit reasons: no-store (issue 13).
+    if (payload instanceof Response) payload.headers.set("cache-control", "no-store");
     return payload;
   });
   // One access-log line per request: method, path WITHOUT query string (GET inputs may hold PHI),
@@ -123,6 +143,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       await reply
         .code(403)
         .send({ error: { message: "Cross-origin request refused", code: "FORBIDDEN" } });
+    }
+  });
+
+  app.addHook("onRequest", async (req, reply) => {
+    if (!(ALLOWED_METHODS as readonly string[]).includes(req.method)) {
+      await reply
+        .code(405)
+        .header("allow", ALLOWED_METHODS.join(", "))
+        .send({ error: { message: "Method not allowed", code: "METHOD_NOT_SUPPORTED" } });
     }
   });
 

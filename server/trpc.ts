@@ -16,6 +16,7 @@ import {
   UnauthorizedError,
   ValidationError,
 } from "./kernel/errors.ts";
+import { assertSafeInput } from "./kernel/input-guard.ts";
 import { isPrivileged } from "./kernel/roles.ts";
 import {
   DatabaseUnavailableError,
@@ -95,6 +96,18 @@ export function describeError(
   let message = error.message;
   if (error.code === "INTERNAL_SERVER_ERROR") {
     message = `Internal error. Quote request id ${requestId ?? "unknown"} when reporting it.`;
+  } else if (
+    !issues &&
+    !(cause instanceof DomainError) &&
+    cause instanceof Error &&
+    message === cause.message
+  ) {
+    // A library exception surfaced as the message (superjson "Trying to deserialize unknown custom
+    // value", "Maximum call stack size exceeded" …): internal text, never shown (issue 13).
+    message =
+      error.code === "BAD_REQUEST" || error.code === "PARSE_ERROR"
+        ? "Malformed request: the input could not be decoded"
+        : "The request was refused";
   } else if (issues) {
     message = `Invalid input: ${issues
       .slice(0, 5)
@@ -131,7 +144,8 @@ const DOMAIN_CODES: [new (...args: never[]) => DomainError, TRPC_ERROR_CODE_KEY]
 /**
  * The one place domain and database errors become tRPC errors: domain errors keep their message;
  * unique (23505) and exclusion (23P01) violations become CONFLICT; a bad text representation
- * (22P02) or out-of-range value (22003, 22007, 22008) becomes BAD_REQUEST; a database that cannot
+ * (22P02), out-of-range value (22003, 22007, 22008), too-long string (22001) or a character the
+ * database cannot store (22021 NUL, 22P05) becomes BAD_REQUEST; a database that cannot
  * be reached or dropped the connection becomes SERVICE_UNAVAILABLE (HTTP 503 + Retry-After, see
  * `unavailable.ts`); anything else stays INTERNAL_SERVER_ERROR (message replaced by the formatter).
  */
@@ -173,6 +187,8 @@ export function toTRPCError(err: unknown): TRPCError {
     case "22007":
     case "22008":
     case "22001":
+    case "22021":
+    case "22P05":
       return new TRPCError({
         code: "BAD_REQUEST",
         message: "A value is out of range or malformed",
@@ -224,59 +240,62 @@ const mapErrors = t.middleware(async ({ next }) => {
  * Base for procedures open to anyone (still declares `roles: "public"`), with the single access
  * middleware: reads `meta.roles`, deny by default.
  */
-export const publicProcedure = measured.use(mapErrors).use(async function enforceAccess({
-  ctx,
-  meta,
-  path,
-  next,
-}) {
-  const roles = meta?.roles;
-  if (!roles) {
-    throw new TRPCError({ code: "FORBIDDEN", message: "This procedure declares no access rule" });
-  }
-  if (roles === "public") return next();
-  if (!ctx.actor) {
-    throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in required" });
-  }
-  const deny = <E extends Error>(rule: string, error: E): Promise<E> =>
-    auditDenial(
-      ctx.deps.db,
-      ctx.auditActor,
-      { action: "access.denied", resourceType: "Procedure", resourceId: path, details: { rule } },
-      error,
-      ctx.deps.now(),
-    );
-  if (!roles.includes(ctx.actor.role)) {
-    throw await deny(
-      "role",
-      new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" }),
-    );
-  }
-  const scope = meta?.scope;
-  if (ctx.actor.apiKeyId && (!scope || !(ctx.actor.scopes ?? []).includes(scope))) {
-    throw await deny(
-      "api_key_scope",
-      new ForbiddenError("This API key's scopes do not cover this procedure", "api_key_scope"),
-    );
-  }
-  // Deny by default: a procedure that did not say `phi: false` is treated as touching PHI.
-  const needsMfa = meta?.phi !== false || meta?.mfa === true;
-  if (
-    needsMfa &&
-    !ctx.actor.apiKeyId &&
-    (isPrivileged(ctx.actor.role) || ctx.mfaEnrolled) &&
-    !ctx.mfaVerified
-  ) {
-    throw await deny(
-      "mfa",
-      new ForbiddenError(
-        "Complete multi-factor authentication (auth.mfa.verify) before this procedure",
-        "mfa_required",
-      ),
-    );
-  }
-  return next();
-});
+export const publicProcedure = measured
+  .use(mapErrors)
+  .use(async function enforceAccess({ ctx, meta, path, next }) {
+    const roles = meta?.roles;
+    if (!roles) {
+      throw new TRPCError({ code: "FORBIDDEN", message: "This procedure declares no access rule" });
+    }
+    if (roles === "public") return next();
+    if (!ctx.actor) {
+      throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in required" });
+    }
+    const deny = <E extends Error>(rule: string, error: E): Promise<E> =>
+      auditDenial(
+        ctx.deps.db,
+        ctx.auditActor,
+        { action: "access.denied", resourceType: "Procedure", resourceId: path, details: { rule } },
+        error,
+        ctx.deps.now(),
+      );
+    if (!roles.includes(ctx.actor.role)) {
+      throw await deny(
+        "role",
+        new TRPCError({ code: "FORBIDDEN", message: "Your role may not call this procedure" }),
+      );
+    }
+    const scope = meta?.scope;
+    if (ctx.actor.apiKeyId && (!scope || !(ctx.actor.scopes ?? []).includes(scope))) {
+      throw await deny(
+        "api_key_scope",
+        new ForbiddenError("This API key's scopes do not cover this procedure", "api_key_scope"),
+      );
+    }
+    // Deny by default: a procedure that did not say `phi: false` is treated as touching PHI.
+    const needsMfa = meta?.phi !== false || meta?.mfa === true;
+    if (
+      needsMfa &&
+      !ctx.actor.apiKeyId &&
+      (isPrivileged(ctx.actor.role) || ctx.mfaEnrolled) &&
+      !ctx.mfaVerified
+    ) {
+      throw await deny(
+        "mfa",
+        new ForbiddenError(
+          "Complete multi-factor authentication (auth.mfa.verify) before this procedure",
+          "mfa_required",
+        ),
+      );
+    }
+    return next();
+  })
+  .use(async function guardInput({ getRawInput, next }) {
+    // NUL bytes, instants past the JS Date limits and absurd nesting are refused before any schema
+    // or service sees them (kernel/input-guard.ts), as BAD_REQUEST with the field path.
+    assertSafeInput(await getRawInput());
+    return next();
+  });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;

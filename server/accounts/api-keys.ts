@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from "uuid";
 import { apiKeys, users } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
-import { NotFoundError } from "../kernel/errors.ts";
+import { NotFoundError, ValidationError } from "../kernel/errors.ts";
 import { sha256Hex as hashKey } from "../kernel/hash.ts";
 import type { Actor, ApiKeyScope } from "../kernel/roles.ts";
 
@@ -57,6 +57,7 @@ const INFO = {
  * Create a `service` API key in an organization. Audited `auth.api_key_created` (no key in it).
  * @param input.createdBy the admin's user id (null from factories and CLIs)
  * @returns the raw key (shown once) and its public info
+ * @throws ValidationError (`expires_in_past`) when `expiresAt` is not after now (issue 13)
  */
 export async function createApiKey(
   deps: ServiceDeps,
@@ -73,6 +74,9 @@ export async function createApiKey(
   const userId = uuidv7();
   const key = `${API_KEY_PREFIX}${randomBytes(32).toString("base64url")}`;
   const now = deps.now();
+  if (input.expiresAt && input.expiresAt.getTime() <= now.getTime()) {
+    throw new ValidationError("expiresAt must be in the future", "expires_in_past");
+  }
   const serviceEmail = `service+${id}@keys.haven.invalid`;
   const info = await deps.db.transaction(async (tx) => {
     await tx.insert(users).values({

@@ -7,6 +7,7 @@ import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
 import {
   ConflictError,
+  constraintName,
   type DomainError,
   ForbiddenError,
   NotFoundError,
@@ -80,6 +81,14 @@ function slotTaken(): ConflictError {
   );
 }
 
+/** The patient already has an overlapping active appointment (with any practitioner). */
+function patientDoubleBooked(): ConflictError {
+  return new ConflictError(
+    "The patient already has an appointment at that time",
+    "patient_double_booked",
+  );
+}
+
 /** Thrown inside a transaction to roll it back; audited as denied once the rollback is done. */
 class Denied extends ForbiddenError {
   constructor(readonly rule: AppointmentRule) {
@@ -96,7 +105,7 @@ function assertAllowed(decision: Decision): void {
  * writers racing on the exclusion constraint) reruns the whole transaction with jittered backoff
  * (`retryTransient`), so the loser sees the winner's row and gets `slot_taken`; if the retries are
  * spent it is answered as CONFLICT `concurrent_change`, never a 500. The exclusion violation
- * becomes `slot_taken`. Denials and conflicts are audited (outside the rolled-back transaction) as
+ * becomes `slot_taken` (practitioner) or `patient_double_booked` (patient). Denials and conflicts are audited (outside the rolled-back transaction) as
  * `denied` / `error` with the rule, ids only.
  */
 async function runChange<T>(
@@ -109,9 +118,12 @@ async function runChange<T>(
   try {
     return await retryTransient(() => deps.db.transaction(work));
   } catch (err) {
+    // Two exclusion constraints: the practitioner's (slot_taken) and the patient's (0008).
     const mapped =
       sqlState(err) === "23P01"
-        ? slotTaken()
+        ? constraintName(err) === "appointments_patient_no_overlap"
+          ? patientDoubleBooked()
+          : slotTaken()
         : isTransientFailure(err)
           ? new ConflictError(
               "The calendar changed while this was being saved. Reload and try again.",
@@ -206,10 +218,7 @@ async function assertPatientFree(
     )
     .limit(1);
   if (clash) {
-    throw new ConflictError(
-      "The patient already has an appointment at that time",
-      "patient_double_booked",
-    );
+    throw patientDoubleBooked();
   }
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isDateInRange } from "../kernel/input-guard.ts";
 
 export const appointmentStatus = z.enum([
   "booked",
@@ -122,7 +123,8 @@ export const dayInput = z.strictObject({
     .refine((s) => {
       const d = new Date(`${s}T00:00:00Z`);
       return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(s);
-    }, "not a calendar date"),
+    }, "not a calendar date")
+    .refine(isDateInRange, "year out of range (1800–2999)"),
   practitionerId: z.uuid().optional(),
   ...pageOpts,
 });

@@ -103,6 +103,7 @@ export async function login(
   const ok = user
     ? await verifyPassword(user.passwordHash, input.password)
     : await verifyDummy(input.password);
+  reservation.settle();
   if (!user || !ok || user.disabledAt) {
     const accountFailures = reservation.counts[0] ?? 0;
     const events: DenialEvent[] = [

@@ -23,8 +23,14 @@ import { type Actor, isPrivileged, type Role } from "../kernel/roles.ts";
 
 export const SESSION_COOKIE = "haven_session";
 
-/** `last_seen_at` is written at most this often (ms), so a busy session is not a write per request. */
+/**
+ * `last_seen_at` is written at most this often (ms), so a busy session is not a write per request,
+ * and never less often than a tenth of the idle timeout: with a 1-minute timeout a session active
+ * every few seconds must not be logged off at 60 s (issue 13).
+ */
 const TOUCH_INTERVAL_MS = 60_000;
+/** Refresh granularity as a fraction of the idle timeout. */
+const TOUCH_FRACTION_OF_IDLE = 0.1;
 /** Raw session tokens are 32 random bytes, base64url (43 characters). */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -143,12 +149,14 @@ export class SessionManager {
   readonly #db: Database;
   readonly #ttlMs: number;
   readonly #idleMs: number;
+  readonly #touchMs: number;
   readonly #now: () => Date;
 
   constructor(db: Database, options: SessionManagerOptions) {
     this.#db = db;
     this.#ttlMs = options.ttlHours * 3_600_000;
     this.#idleMs = (options.idleTimeoutMinutes ?? 15) * 60_000;
+    this.#touchMs = Math.min(TOUCH_INTERVAL_MS, this.#idleMs * TOUCH_FRACTION_OF_IDLE);
     this.#now = options.now ?? (() => new Date());
     this.#lucia = new Lucia(drizzleAdapter(db), {
       sessionExpiresIn: new TimeSpan(options.ttlHours, "h"),
@@ -257,7 +265,7 @@ export class SessionManager {
     }
     let refreshed = false;
     let lastSeen = s.lastSeenAt;
-    if (now.getTime() - s.lastSeenAt.getTime() >= TOUCH_INTERVAL_MS) {
+    if (now.getTime() - s.lastSeenAt.getTime() >= this.#touchMs) {
       await this.#db
         .update(sessions)
         .set({ lastSeenAt: now })

@@ -21,6 +21,10 @@ export interface ThrottleLimit {
 }
 
 const MINUTE = 60_000;
+/** An in-flight attempt that has not settled within this (ms, real time) counts as settled. */
+const IN_FLIGHT_MS = 10_000;
+/** Longest a request waits (ms, real time) for parallel attempts to settle before it is refused. */
+const IN_FLIGHT_WAIT_MS = 3_000;
 
 /** Haven's limits. Per account they are strict; per IP looser (a clinic shares one NAT address). */
 export const THROTTLE_LIMITS = {
@@ -73,6 +77,11 @@ export interface Reservation {
   blocked: { key: ThrottleKey; retryAfterSeconds: number } | null;
   /** Failures (including this attempt) per key, in the order given. */
   counts: number[];
+  /**
+   * The attempt has been checked (call right after verifying the secret, success or not): parallel
+   * attempts stop waiting for it. Its row stays as the failure record unless `succeed` removes it.
+   */
+  settle(): void;
   /** The attempt succeeded: withdraw it and clear the given keys' earlier failures. */
   succeed(clearKinds?: ("account" | "ip")[]): Promise<void>;
 }
@@ -103,36 +112,36 @@ export async function reserve(
   const keys = usable(keysIn);
   const rows = keys.map((k) => ({ id: uuidv7(), bucket: bucketOf(k), occurredAt: now }));
   try {
-    if (rows.length > 0) await db.insert(authThrottleEvents).values(rows);
-    // One round trip counts every bucket in its own window.
-    const counts: number[] = [];
-    if (keys.length > 0) {
-      const columns = keys.map((k, i) => {
-        const since = new Date(now.getTime() - k.limit.windowMs).toISOString();
-        return sql`count(*) filter (where ${authThrottleEvents.bucket} = ${rows[i]?.bucket} and ${authThrottleEvents.occurredAt} > ${since}::timestamptz)::int`;
-      });
-      const result = await db.execute<Record<string, number>>(
-        sql`select ${sql.join(
-          columns.map((c, i) => sql`${c} as ${sql.raw(`n${i}`)}`),
-          sql`, `,
-        )} from ${authThrottleEvents} where ${inArray(
-          authThrottleEvents.bucket,
-          rows.map((r) => r.bucket),
-        )}`,
-      );
-      const row = (Array.isArray(result) ? result[0] : (result as { rows: unknown[] }).rows[0]) as
-        | Record<string, number>
-        | undefined;
-      for (let i = 0; i < keys.length; i++) counts.push(Number(row?.[`n${i}`] ?? 0));
+    // Count failures, not attempts (issue 13): while parallel attempts of this process on a bucket
+    // are still being checked, their reservations are not failures yet (a correct one deletes its
+    // row). When the limit is exceeded only while such attempts are in flight, withdraw, wait a
+    // jittered moment and count again, within a small budget; settled failures block at once.
+    const started = Date.now();
+    for (const r of rows) {
+      const m = inFlight.get(r.bucket) ?? new Map<string, number>();
+      m.set(r.id, started);
+      inFlight.set(r.bucket, m);
     }
+    let counts: number[] = [];
     let blocked: Reservation["blocked"] = null;
-    for (const [i, k] of keys.entries()) {
-      if ((counts[i] ?? 0) > k.limit.max && !blocked) blocked = { key: k, retryAfterSeconds: 1 };
-    }
-    if (blocked) {
+    for (;;) {
+      if (rows.length > 0) await db.insert(authThrottleEvents).values(rows);
+      counts = await countWindows(db, now, keys, rows);
+      blocked = null;
+      let waiting = 0;
+      for (const [i, k] of keys.entries()) {
+        if ((counts[i] ?? 0) > k.limit.max && !blocked) {
+          blocked = { key: k, retryAfterSeconds: 1 };
+          waiting = othersInFlight(rows[i]?.bucket ?? "", rows[i]?.id ?? "");
+        }
+      }
+      if (!blocked) break;
       await withdraw(db, rows);
-      blocked.retryAfterSeconds = await retryAfter(db, now, blocked.key);
+      if (waiting === 0 || Date.now() - started >= IN_FLIGHT_WAIT_MS) break;
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
     }
+    if (blocked) settle(rows);
+    if (blocked) blocked.retryAfterSeconds = await retryAfter(db, now, blocked.key);
     // Housekeeping: drop this bucket's rows that left every window.
     if (rows.length > 0 && Math.random() < 0.05) {
       await db
@@ -142,7 +151,9 @@ export async function reserve(
     return {
       blocked,
       counts,
+      settle: () => settle(rows),
       succeed: async (clearKinds = ["account"]) => {
+        settle(rows);
         const clear = keys.filter((k) => clearKinds.includes(k.kind)).map(bucketOf);
         if (rows.length === 0 && clear.length === 0) return;
         const ids = rows.map((r) => r.id);
@@ -156,8 +167,60 @@ export async function reserve(
       },
     };
   } catch (err) {
+    settle(rows);
     if (err instanceof TooManyRequestsError) throw err;
     throw Object.assign(new ThrottleUnavailableError(), { cause: err });
+  }
+}
+
+/** Rows per key's bucket in its window, in one round trip. */
+async function countWindows(
+  db: Executor,
+  now: Date,
+  keys: ThrottleKey[],
+  rows: { bucket: string }[],
+): Promise<number[]> {
+  if (keys.length === 0) return [];
+  const columns = keys.map((k, i) => {
+    const since = new Date(now.getTime() - k.limit.windowMs).toISOString();
+    return sql`count(*) filter (where ${authThrottleEvents.bucket} = ${rows[i]?.bucket} and ${authThrottleEvents.occurredAt} > ${since}::timestamptz)::int as ${sql.raw(`n${i}`)}`;
+  });
+  const result = await db.execute<Record<string, number>>(
+    sql`select ${sql.join(columns, sql`, `)} from ${authThrottleEvents} where ${inArray(
+      authThrottleEvents.bucket,
+      rows.map((r) => r.bucket),
+    )}`,
+  );
+  const row = (Array.isArray(result) ? result[0] : (result as { rows: unknown[] }).rows[0]) as
+    | Record<string, number>
+    | undefined;
+  return keys.map((_, i) => Number(row?.[`n${i}`] ?? 0));
+}
+
+/**
+ * Attempts of this process that hold a reservation and have not settled yet, per bucket: id →
+ * real-time start (ms). An entry older than {@link IN_FLIGHT_MS} is treated as settled.
+ */
+const inFlight = new Map<string, Map<string, number>>();
+
+function othersInFlight(bucket: string, ownId: string): number {
+  const m = inFlight.get(bucket);
+  if (!m) return 0;
+  const cutoff = Date.now() - IN_FLIGHT_MS;
+  let n = 0;
+  for (const [id, at] of m) {
+    if (at < cutoff) m.delete(id);
+    else if (id !== ownId) n++;
+  }
+  if (m.size === 0) inFlight.delete(bucket);
+  return n;
+}
+
+function settle(rows: { id: string; bucket: string }[]): void {
+  for (const r of rows) {
+    const m = inFlight.get(r.bucket);
+    m?.delete(r.id);
+    if (m?.size === 0) inFlight.delete(r.bucket);
   }
 }
 

@@ -7,6 +7,7 @@ import { assertKeysDecryptData, databaseHoldsEncryptedData } from "../crypto/can
 import { KeyError } from "../crypto/keyring.ts";
 import { loadKeys } from "../crypto/load.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
+import { operatorName } from "../ops/backup.ts";
 import { databaseOpenFailure } from "../startup-errors.ts";
 import { FhirImportError } from "./errors.ts";
 import { importFiles } from "./importer.ts";
@@ -70,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
     const deps = { db: handle.db, crypto: new PhiCrypto(keys.keyring), now: () => new Date() };
     const summary = await importFiles(deps, parsed.positionals, {
       dryRun,
+      operator: operatorName(),
       onProgress: (done, total) => {
         if (!bar && total > 3 && process.stdout.isTTY) {
           bar = new cliProgress.SingleBar(

@@ -2,7 +2,9 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Database } from "../../db/client.ts";
 import type { ServiceDeps } from "../deps.ts";
+import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
 import { sqlState } from "../kernel/errors.ts";
+import { sha256Hex } from "../kernel/hash.ts";
 import { emptyCounts, type ImportCounts, mergeCounts } from "./counts.ts";
 import { describeEntry, FhirImportError } from "./errors.ts";
 import { type BundleEntry, type FhirResource, isHandledType } from "./types.ts";
@@ -41,6 +43,11 @@ export interface ImportSummary extends ImportCounts {
 export interface ImportBundleOptions {
   /** Run every check and write, then roll the transaction back (validate a file). */
   dryRun?: boolean;
+  /**
+   * Who runs the import (`user@host` of the operator CLI), for the audit row; default "unknown".
+   * An import is a PHI write by an operator: every bundle gets one `fhir.import` audit row.
+   */
+  operator?: string;
 }
 
 export interface ImportFilesOptions extends ImportBundleOptions {
@@ -183,16 +190,50 @@ export async function importBundle(
   const started = performance.now();
   const parsed = parseBundle(bundle);
   const counts = emptyCounts();
+  // SHA-256 of the input as given (text or bytes) or of its JSON: identifies the bundle, no PHI.
+  const bundleDigest = sha256Hex(
+    typeof bundle === "string" || bundle instanceof Uint8Array
+      ? Buffer.from(bundle as string | Uint8Array).toString("utf8")
+      : JSON.stringify(bundle),
+  );
   const now = deps.now();
   try {
     await deps.db.transaction(async (tx) => {
       await writeBundle({ tx, crypto: deps.crypto, now, counts }, parsed.entries);
+      // In the same transaction as the writes: the bundle and its audit row commit together
+      // (45 CFR 164.312(b)). Counts per type only, never names, paths or identifiers.
+      await recordAudit(
+        tx,
+        SYSTEM_ACTOR,
+        {
+          action: "fhir.import",
+          outcome: "allowed",
+          resourceType: "Bundle",
+          resourceId: bundleDigest,
+          details: {
+            via: "cli",
+            operator: options.operator ?? "unknown",
+            entries: parsed.entries.length,
+            ...flatCounts(counts),
+          },
+        },
+        now,
+      );
       if (options.dryRun) throw new DryRunRollback();
     });
   } catch (err) {
     if (!(err instanceof DryRunRollback)) throw toImportError(err);
   }
   return { ...counts, entries: parsed.entries.length, durationMs: performance.now() - started };
+}
+
+/** Counts as flat audit details: `created.Patient: 1`, `skipped.Claim: 4` … */
+function flatCounts(counts: ImportCounts): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of ["created", "updated", "unchanged", "skipped"] as const) {
+    for (const [type, n] of Object.entries(counts[k])) out[`${k}.${type}`] = n;
+  }
+  return out;
 }
 
 /** `"resourceType": "Patient"` anywhere in the text: such files are imported last. */
@@ -268,7 +309,10 @@ export async function importFiles(
   }
   const ordered = [...first, ...last];
   const summary: ImportSummary = { ...emptyCounts(), files: 0, durationMs: 0 };
-  const bundleOptions: ImportBundleOptions = options.dryRun ? { dryRun: true } : {};
+  const bundleOptions: ImportBundleOptions = {
+    ...(options.dryRun ? { dryRun: true } : {}),
+    ...(options.operator ? { operator: options.operator } : {}),
+  };
   options.onProgress?.(0, ordered.length);
   for (const [i, file] of ordered.entries()) {
     let result: BundleImportResult;

@@ -1,6 +1,7 @@
 import { and, eq, gt, lt, or, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { ValidationError } from "./errors.ts";
+import { isInstantInRange } from "./input-guard.ts";
 
 /**
  * Keyset pagination over `(time, id)`, shared by every cursor-paged listing (appointments,
@@ -21,9 +22,16 @@ export function encodeCursor(at: Date, id: string): string {
 
 /** @throws ValidationError (`bad_cursor`) for anything {@link encodeCursor} did not produce */
 export function decodeCursor(cursor: string): KeysetPosition {
-  const [iso, id] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
+  const [iso, id, ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
   const at = new Date(iso ?? "");
-  if (!id || Number.isNaN(at.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
+  // Only what encodeCursor writes: a 4-digit-year ISO instant in range and a canonical uuid.
+  if (
+    rest.length > 0 ||
+    !id ||
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(iso ?? "") ||
+    !isInstantInRange(at) ||
+    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
+  ) {
     throw new ValidationError("Malformed cursor", "bad_cursor");
   }
   return { at, id };

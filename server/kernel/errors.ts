@@ -52,3 +52,18 @@ export function sqlState(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Name of the constraint a Postgres error reports (`constraint_name` from postgres.js,
+ * `constraint` from PGlite), looking through Drizzle's wrapper; undefined when none.
+ */
+export function constraintName(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === "object"; depth++) {
+    const c = e as { constraint_name?: unknown; constraint?: unknown; cause?: unknown };
+    const name = c.constraint_name ?? c.constraint;
+    if (typeof name === "string" && name.length > 0) return name;
+    e = c.cause;
+  }
+  return undefined;
+}

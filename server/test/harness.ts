@@ -5,7 +5,7 @@ import { DEFAULT_SCHEDULING_SETTINGS } from "../appointments/settings.ts";
 import { SessionManager } from "../auth/session.ts";
 import { type AppServices, createContextInner } from "../context.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
-import { buildServer } from "../http.ts";
+import { buildServer, type ServerOptions } from "../http.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { appRouter } from "../router.ts";
 import { createCallerFactory } from "../trpc.ts";
@@ -42,8 +42,8 @@ export interface Harness {
    * MFA-verified unless `{ mfaVerified: false }` is passed (to test the `mfa_required` refusal).
    */
   caller(actor: Actor | null, options?: { mfaVerified?: boolean }): AppCaller;
-  /** Start an HTTP server on 127.0.0.1:0; returns its base URL. */
-  listen(): Promise<string>;
+  /** Start an HTTP server on 127.0.0.1:0 (extra server options optional); returns its base URL. */
+  listen(options?: Pick<ServerOptions, "requestTimeoutMs">): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -91,8 +91,9 @@ export async function createHarness(
       callerFactory(
         createContextInner(services, { actor, mfaVerified: opts?.mfaVerified ?? true }),
       ),
-    async listen() {
+    async listen(extra = {}) {
       app = await buildServer({
+        ...extra,
         router: appRouter,
         services,
         database: testDb.handle,
