@@ -1,9 +1,19 @@
 import { TRPCError } from "@trpc/server";
-import { and, eq } from "drizzle-orm";
+import { and, eq, or } from "drizzle-orm";
+import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEvents, patients, practitioners } from "../../db/schema/index.ts";
-import type { Actor } from "../kernel/roles.ts";
-import { linkCare, makeOrganization, makePatient, makePractitioner, makeUser } from "./factory.ts";
+import type { Actor, Role } from "../kernel/roles.ts";
+import { appRouter } from "../router.ts";
+import { ACCESS_MATRIX, PATIENT_ROW_CELLS } from "./access-matrix.data.ts";
+import {
+  linkCare,
+  makeOrganization,
+  makePatient,
+  makePractitioner,
+  makeServiceApiKey,
+  makeUser,
+} from "./factory.ts";
 import { actorFor, createHarness, type Harness } from "./harness.ts";
 
 /**
@@ -211,4 +221,178 @@ describe("search is scoped by the same rules", () => {
       .where(eq(practitioners.userId, (actors.treatingClinician as Actor).userId));
     expect(rows).toHaveLength(1);
   });
+});
+
+/**
+ * The access matrix as data (issue 13): `access-matrix.data.ts` lists every procedure's allowed
+ * roles and row rule. Enumerate the router at run time (no procedure without an entry), then call
+ * every procedure × caller over HTTP with fresh sessions and check allowed/refused exactly as the
+ * file says, and that every refusal of a signed-in caller leaves an `access.denied`/denied audit row.
+ */
+describe("access matrix as data, over HTTP", () => {
+  type Caller = "anon" | Role;
+  const CALLERS: Caller[] = ["anon", "patient", "clinician", "staff", "admin", "service"];
+  const users: Partial<Record<Role, string>> = {};
+  let url: string;
+  let serviceKey: string;
+  let serviceUser: string;
+  let own: string;
+  let otherPatient: string;
+  let otherOrgPatient: string;
+  const procedures = Object.entries(
+    appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>,
+  );
+
+  beforeAll(async () => {
+    url = await h.listen();
+    own = (await makePatient(h.deps, orgA)).id;
+    otherPatient = (await makePatient(h.deps, orgA)).id;
+    otherOrgPatient = (await makePatient(h.deps, orgB)).id;
+    for (const role of ["patient", "clinician", "staff", "admin"] as const) {
+      users[role] = (await makeUser(h.deps, role, orgA)).userId;
+    }
+    await h.deps.db.update(patients).set({ userId: users.patient }).where(eq(patients.id, own));
+    const pr = await makePractitioner(h.deps, orgA, users.clinician ?? null);
+    await linkCare(h.deps, orgA, own, pr);
+    const key = await makeServiceApiKey(h.deps, orgA);
+    serviceKey = key.key;
+    serviceUser = key.userId;
+  });
+
+  async function tokenFor(caller: Caller): Promise<string | null> {
+    if (caller === "anon") return null;
+    if (caller === "service") return serviceKey;
+    const { token } = await h.services.sessions.create(users[caller] ?? "", {
+      ip: "127.0.0.1",
+      userAgent: "matrix",
+      mfaVerified: true,
+      now: h.deps.now(),
+    });
+    return token;
+  }
+
+  /** HTTP status of one call; for the SSE subscription, the status its first error event carries. */
+  async function httpCall(path: string, type: string, input: unknown, token: string | null) {
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const body = JSON.stringify(superjson.serialize(input));
+    if (type === "subscription") {
+      const ctl = new AbortController();
+      const res = await fetch(`${url}/trpc/${path}?input=${encodeURIComponent(body)}`, {
+        headers: { ...headers, accept: "text/event-stream" },
+        signal: ctl.signal,
+      });
+      let text = "";
+      const reader = res.body?.getReader();
+      const deadline = Date.now() + 1_500;
+      while (reader && Date.now() < deadline && !/serialized-error|"code"/.test(text)) {
+        const chunk = await Promise.race([
+          reader.read(),
+          new Promise<null>((r) => setTimeout(() => r(null), 300)),
+        ]);
+        if (!chunk || chunk.done) break;
+        text += new TextDecoder().decode(chunk.value);
+      }
+      ctl.abort();
+      if (/UNAUTHORIZED/.test(text)) return 401;
+      if (/FORBIDDEN/.test(text)) return 403;
+      return res.status;
+    }
+    const res = await fetch(`${url}/trpc/${path}`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body,
+    });
+    return res.status;
+  }
+
+  async function roleDenials(userId: string, path: string): Promise<number> {
+    const rows = await h.deps.db
+      .select({ id: auditEvents.id })
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.actorUserId, userId),
+          eq(auditEvents.action, "access.denied"),
+          eq(auditEvents.resourceId, path),
+        ),
+      );
+    return rows.length;
+  }
+
+  it("every procedure of the router has an entry, and every entry a procedure", () => {
+    const paths = procedures.map(([p]) => p).sort();
+    expect(paths.filter((p) => !(p in ACCESS_MATRIX))).toEqual([]);
+    expect(Object.keys(ACCESS_MATRIX).filter((p) => !paths.includes(p))).toEqual([]);
+  });
+
+  it("every procedure × caller is allowed or refused as the file says; refusals are audited", async () => {
+    const mismatches: string[] = [];
+    let cells = 0;
+    for (const [path, proc] of procedures) {
+      const entry = ACCESS_MATRIX[path];
+      if (!entry) continue;
+      for (const caller of CALLERS) {
+        cells++;
+        const token = await tokenFor(caller);
+        const userId =
+          caller === "service" ? serviceUser : caller === "anon" ? null : users[caller];
+        const before = userId ? await roleDenials(userId, path) : 0;
+        const status = await httpCall(path, proc._def.type, {}, token);
+        const after = userId ? await roleDenials(userId, path) : 0;
+        const allowed =
+          entry.roles === "public" || (caller !== "anon" && entry.roles.includes(caller));
+        let ok: boolean;
+        if (allowed) ok = status !== 401 && after === before && status < 500;
+        else if (caller === "anon") ok = status === 401;
+        else ok = status === 403 && after === before + 1;
+        if (!ok) mismatches.push(`${path} × ${caller}: HTTP ${status}, denials +${after - before}`);
+      }
+    }
+    expect(cells).toBe(procedures.length * CALLERS.length);
+    expect(mismatches).toEqual([]);
+  }, 180_000);
+
+  it("the patient row rule: own allowed, foreign refused and audited, per role", async () => {
+    const mismatches: string[] = [];
+    const foreignOf: Record<string, string> = {
+      patient: otherPatient,
+      clinician: otherPatient,
+      staff: otherOrgPatient,
+      admin: otherOrgPatient,
+    };
+    for (const [path, input] of Object.entries(PATIENT_ROW_CELLS)) {
+      const entry = ACCESS_MATRIX[path];
+      expect(entry?.row).toBe("patient");
+      for (const role of ["patient", "clinician", "staff", "admin"] as const) {
+        if (entry?.roles === "public" || !entry?.roles.includes(role)) continue;
+        const userId = users[role] ?? "";
+        const token = await tokenFor(role);
+        const ownStatus = await httpCall(path, "query", input(own), token);
+        if (ownStatus !== 200) mismatches.push(`${path} × ${role} own: ${ownStatus}`);
+        const foreign = foreignOf[role] ?? "";
+        const denied = async () =>
+          (
+            await h.deps.db
+              .select({ id: auditEvents.id })
+              .from(auditEvents)
+              .where(
+                and(
+                  eq(auditEvents.actorUserId, userId),
+                  eq(auditEvents.outcome, "denied"),
+                  or(eq(auditEvents.resourceId, foreign), eq(auditEvents.patientId, foreign)),
+                ),
+              )
+          ).length;
+        const before = await denied();
+        const foreignStatus = await httpCall(path, "query", input(foreign), token);
+        const after = await denied();
+        if (![403, 404].includes(foreignStatus) || after !== before + 1) {
+          mismatches.push(
+            `${path} × ${role} foreign: ${foreignStatus}, denials +${after - before}`,
+          );
+        }
+      }
+    }
+    expect(mismatches).toEqual([]);
+  }, 120_000);
 });
