@@ -271,7 +271,7 @@ try {
             headers: { ...auth(staffToken), "content-type": "application/json" },
             book: {
               practitionerIds: seeded.bookingPractitionerIds,
-              patientId: seeded.demoPatientId,
+              patientIds: seeded.bookingPatientIds,
               startMs: Date.UTC(2027, 1, 1, 0, 0, 0),
               stepMs: 15 * 60_000,
               offset: 0,

@@ -3,7 +3,7 @@
  * one URL, from a JSON spec in argv[2]; prints one JSON line with req/s (2xx only), latency
  * percentiles (ms), counts of 2xx / non-2xx / errors.
  *
- * `book` makes every request a distinct `appointments.book` (practitioner `k % n`, slot
+ * `book` makes every request a distinct `appointments.book` (patient and practitioner `k % n`, slot
  * `startMs + floor(k / n) * stepMs`, k counting from `offset`) so bookings do not collide.
  */
 import autocannon from "autocannon";
@@ -20,7 +20,8 @@ export interface LoadSpec {
   rate?: number;
   book?: {
     practitionerIds: string[];
-    patientId: string;
+    /** Same length as practitionerIds: booking k is for patient `k % n` with practitioner `k % n`. */
+    patientIds: string[];
     startMs: number;
     stepMs: number;
     offset: number;
@@ -63,7 +64,7 @@ const result = await autocannon({
                 body: JSON.stringify({
                   json: {
                     practitionerId: book.practitionerIds[i % n],
-                    patientId: book.patientId,
+                    patientId: book.patientIds[i % n],
                     startsAt: startsAt.toISOString(),
                   },
                   meta: { values: { startsAt: ["Date"] }, v: 1 },

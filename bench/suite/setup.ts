@@ -47,6 +47,8 @@ export interface SeededData {
   demoPractitionerId: string;
   /** Generated practitioners with 24/7 15-minute hours (booking targets). */
   bookingPractitionerIds: string[];
+  /** One generated patient per booking practitioner (a patient cannot be in two visits at once). */
+  bookingPatientIds: string[];
   /** A local date (YYYY-MM-DD) with generated appointments on it. */
   busyDate: string;
   totp: DemoTotp[];
@@ -204,6 +206,7 @@ export async function seedBenchDatabase(
       demoPatientId: demo.patientId,
       demoPractitionerId: clin.id,
       bookingPractitionerIds: pracIds,
+      bookingPatientIds: patientIds.slice(0, pracIds.length),
       busyDate: "2026-11-10",
       totp: demo.totp,
       timings: {
