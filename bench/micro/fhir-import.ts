@@ -1,10 +1,10 @@
 /**
- * FHIR import throughput on PostgreSQL: ~200 patients made by re-keying the shipped Synthea
+ * FHIR import throughput on PostgreSQL: ~200 patients (7 patient bundles × 29) made by re-keying the shipped Synthea
  * bundles (every id a bundle defines — and every mention of it, including the MRN, which equals
  * the patient id in Synthea — replaced by a fresh UUID per copy; references to the shared
  * hospital/practitioner bundles are kept), imported with `importBundle` one bundle per transaction
  * after the shared bundles. Prints resources (bundle entries) per second.
- * Usage: `npx tsx bench/micro/fhir-import.ts [copiesPerBundle=25]` (BENCH_DATABASE_URL or
+ * Usage: `npx tsx bench/micro/fhir-import.ts [copiesPerBundle=29]` (BENCH_DATABASE_URL or
  * TEST_DATABASE_URL or the local server; a scratch database is created and dropped).
  */
 import { readdir, readFile } from "node:fs/promises";
@@ -27,7 +27,7 @@ export function rekey(text: string): string {
   return out;
 }
 
-const copies = Number(process.argv[2] ?? 25);
+const copies = Number(process.argv[2] ?? 29);
 const adminUrl =
   process.env.BENCH_DATABASE_URL ??
   process.env.TEST_DATABASE_URL ??
