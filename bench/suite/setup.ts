@@ -188,7 +188,9 @@ export async function seedBenchDatabase(
         return {
           id,
           organizationId: org,
-          patientId: patientIds[i % patientIds.length] as string,
+          // Time-major patient choice: visits at the same instant (one per practitioner) go to
+          // distinct patients (appointments_patient_no_overlap).
+          patientId: patientIds[(slot * pracIds.length + prac) % patientIds.length] as string,
           practitionerId: pracIds[prac] as string,
           startsAt,
           endsAt: new Date(startsAt.getTime() + 15 * 60_000),
