@@ -93,6 +93,36 @@ export function reconnectBackoffSeconds(retries: number): number {
  * @throws DataDirLockedError when another process holds the PGlite data directory
  * @throws the driver's connection error when Postgres is unreachable (first query)
  */
+/**
+ * The postgres.js client as Drizzle should see it: every query (also inside transactions and
+ * savepoints) asks to be prepared. Drizzle's postgres-js session passes `prepare: false` unless a
+ * query is given a name, so each parameterised query cost a Describe round trip plus a re-parse
+ * and re-plan in Postgres; postgres.js caches prepared statements per connection by SQL text and
+ * parameter types. The client-level `prepare` still wins: behind a transaction pooler
+ * (`prepare: false`) nothing is prepared. (bench/results/optimisations.md)
+ */
+export function preparedByDefault(sql: postgres.Sql): postgres.Sql {
+  type Unsafe = (query: string, params?: unknown[], options?: object) => unknown;
+  return new Proxy(sql, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (key === "unsafe") {
+        return (query: string, params?: unknown[], options?: object) =>
+          (value as Unsafe).call(target, query, params, { ...options, prepare: true });
+      }
+      if (key === "begin" || key === "savepoint") {
+        return (...args: unknown[]) => {
+          const fn = args.pop() as (tx: postgres.Sql) => unknown;
+          return (value as (...a: unknown[]) => unknown).call(target, ...args, (tx: postgres.Sql) =>
+            fn(preparedByDefault(tx)),
+          );
+        };
+      }
+      return value;
+    },
+  });
+}
+
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.url) {
     const driverOptions = {
@@ -111,7 +141,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     const direct = options.directUrl
       ? postgres(options.directUrl, { ...driverOptions, max: 1 })
       : client;
-    const db = drizzlePostgres({ client, schema }) as unknown as Database;
+    const db = drizzlePostgres({
+      client: preparedByDefault(client),
+      schema,
+    }) as unknown as Database;
     return {
       db,
       kind: "postgres",

@@ -1,7 +1,7 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
-import superjson from "superjson";
+import { fastSuperjson } from "../lib/fast-superjson.ts";
 import type { BoundaryContext, ErrorData, ErrorShape, FieldIssue, Meta } from "./api-boundary.ts";
 import { isServerContext } from "./context.ts";
 import { DecryptionError } from "./crypto/envelope.ts";
@@ -69,7 +69,9 @@ const t = initTRPC
   .context<BoundaryContext>()
   .meta<Meta>()
   .create({
-    transformer: superjson,
+    // superjson on the wire; outputs are written by a byte-identical single-pass serializer
+    // (lib/fast-superjson.ts) that falls back to superjson for anything but JSON + Date.
+    transformer: fastSuperjson,
     /**
      * Never a stack trace, SQL or internal message in a response: INTERNAL_SERVER_ERROR becomes a
      * generic text with the request id (ARCHITECTURE §3, OWASP ASVS 7.4.1).

@@ -1,0 +1,522 @@
+/**
+ * `npm run bench [-- <name>…] [--quick] [--reps N] [--duration S] [--cpu-prof] [--dated]`
+ *
+ * One side-by-side suite: Haven on a fresh PostgreSQL database (Synthea demo + generated 10k
+ * patients / 100k appointments, timed) against the floor (bench/suite/floor.ts), load from
+ * autocannon in a separate process, scenarios interleaved floor/Haven and repeated (medians).
+ * Writes bench/results/latest.json and latest.md (gitignored); `--dated` also writes
+ * bench/results/YYYY-MM-DD.md (the committed summary). Names: patients.get, patients.get.small,
+ * batch, healthz, auth.login, appointments.day, appointments.slots, appointments.book, pglite,
+ * pgbench.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Command } from "commander";
+import { DEMO_LOGINS } from "../../server/demo/seed.ts";
+import type { LoadSpec } from "./loader.ts";
+import {
+  batchUrl,
+  type Child,
+  procStats,
+  queryUrl,
+  type RunResult,
+  runLoad,
+  SUITE_DIR,
+  signIn,
+  startChild,
+} from "./procs.ts";
+import {
+  createBenchDatabase,
+  dropBenchDatabase,
+  freshKeys,
+  type SeededData,
+  seedBenchDatabase,
+} from "./setup.ts";
+
+const ALL = [
+  "patients.get",
+  "patients.get.small",
+  "batch",
+  "healthz",
+  "auth.login",
+  "appointments.day",
+  "appointments.slots",
+  "appointments.book",
+  "pglite",
+  "pgbench",
+] as const;
+type Name = (typeof ALL)[number];
+/** Scenarios with a floor: max-rate ratio plus p50/p99 at 50% and 80% of the floor's max. */
+const PAIRED = new Set<Name>([
+  "patients.get",
+  "patients.get.small",
+  "batch",
+  "healthz",
+  "auth.login",
+]);
+
+const program = new Command()
+  .name("bench")
+  .argument("[names...]", `scenarios (default all): ${ALL.join(", ")}`)
+  .option("--quick", "short runs for development (2 s each, smaller data)")
+  .option("--reps <n>", "repetitions (medians are reported)", "3")
+  .option("--duration <s>", "seconds per load run (default 8, quick 2)")
+  .option("--patients <n>", "generated patients", "10000")
+  .option("--appointments <n>", "generated appointments", "100000")
+  .option("--cpu-prof", "write V8 CPU profiles of Haven to bench/results/prof")
+  .option("--no-fixed", "skip the fixed-rate (50%/80%) latency runs")
+  .option("--dated", "also write the dated summary bench/results/YYYY-MM-DD.md")
+  .parse();
+const opts = program.opts<{
+  quick?: boolean;
+  reps: string;
+  duration?: string;
+  patients: string;
+  appointments: string;
+  cpuProf?: boolean;
+  fixed: boolean;
+  dated?: boolean;
+}>();
+const names = (program.args.length > 0 ? program.args : [...ALL]) as Name[];
+for (const n of names) {
+  if (!(ALL as readonly string[]).includes(n)) program.error(`unknown scenario ${n}`);
+}
+const reps = Number(opts.reps);
+const durationS = Number(opts.duration ?? (opts.quick ? 2 : 8));
+const adminUrl =
+  process.env.BENCH_DATABASE_URL ??
+  process.env.TEST_DATABASE_URL ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+const RESULTS = resolve(SUITE_DIR, "../results");
+mkdirSync(RESULTS, { recursive: true });
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0
+    ? 0
+    : s.length % 2
+      ? (s[(s.length - 1) / 2] ?? 0)
+      : ((s[s.length / 2 - 1] ?? 0) + (s[s.length / 2] ?? 0)) / 2;
+};
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+const keys = freshKeys();
+const db = await createBenchDatabase(adminUrl);
+const children: Child<unknown>[] = [];
+const report: Record<string, unknown> = {
+  startedAt: new Date().toISOString(),
+  machine: { cpus: cpus().length, load1AtStart: loadavg()[0] },
+  options: { names, reps, durationS, quick: !!opts.quick },
+};
+let pgliteDir: string | undefined;
+try {
+  log(`database ${db.name}: migrate, Synthea demo, generate…`);
+  const seeded: SeededData = await seedBenchDatabase(db.url, db.name, keys, {
+    patients: Number(opts.quick ? Math.min(Number(opts.patients), 2000) : opts.patients),
+    appointments: Number(
+      opts.quick ? Math.min(Number(opts.appointments), 20000) : opts.appointments,
+    ),
+  });
+  report.setup = seeded.timings;
+  log(
+    `seeded: demo ${Math.round(seeded.timings.seedDemoMs)} ms, generated ${seeded.timings.patients} patients + ${seeded.timings.appointments} appointments in ${Math.round(seeded.timings.generateMs)} ms`,
+  );
+
+  const havenEnv = {
+    DATABASE_URL: db.url,
+    HAVEN_PHI_KEYS: keys.phiKeys,
+    HAVEN_BLIND_INDEX_KEY: keys.blindIndexKey,
+    HAVEN_DEMO: "false",
+    PORT: "0",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    NODE_ENV: "production",
+    HAVEN_AUDIT_SEAL_INTERVAL_MS: "5000",
+  };
+  const profDir = join(RESULTS, "prof");
+  const havenFlags = opts.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
+  const haven = await startChild<Record<string, never>>(
+    resolve(SUITE_DIR, "haven-child.ts"),
+    havenEnv,
+    havenFlags,
+  );
+  children.push(haven);
+  const floor = await startChild<Record<string, never>>(resolve(SUITE_DIR, "floor.ts"), {
+    DATABASE_URL: db.url,
+    HAVEN_PHI_KEYS: keys.phiKeys,
+    HAVEN_BLIND_INDEX_KEY: keys.blindIndexKey,
+  });
+  children.push(floor);
+  const H = haven.info.url;
+  const F = floor.info.url;
+  const idle = { haven: procStats(haven.info.pid).rssMb, floor: procStats(floor.info.pid).rssMb };
+
+  const secret = (role: string) => seeded.totp.find((t) => t.role === role)?.secret;
+  const login = (role: string) => DEMO_LOGINS.find((l) => l.role === role) ?? DEMO_LOGINS[0];
+  const clin = login("clinician");
+  const staff = login("staff");
+  const pat = login("patient");
+  if (!clin || !staff || !pat) throw new Error("demo logins missing");
+  const clinToken = await signIn(H, clin.email, clin.password, secret("clinician"));
+  const staffToken = await signIn(H, staff.email, staff.password, secret("staff"));
+  const auth = (t: string) => ({ authorization: `Bearer ${t}` });
+
+  const full = { patientId: seeded.demoPatientId };
+  const small = { patientId: seeded.demoPatientId, entryLimit: 10 };
+  // Byte-identical check: the same request to both, compared as bytes.
+  const identical: Record<string, { identical: boolean; bytes: number; floorBytes: number }> = {};
+  for (const [label, h, f] of [
+    ["patients.get", queryUrl(H, "patients.get", full), queryUrl(F, "patients.get", full)],
+    ["patients.get.small", queryUrl(H, "patients.get", small), queryUrl(F, "patients.get", small)],
+    ["batch", batchUrl(H, "patients.get", small, 10), batchUrl(F, "patients.get", small, 10)],
+  ] as const) {
+    const [a, b] = await Promise.all(
+      [h, f].map(async (u) =>
+        Buffer.from(await (await fetch(u, { headers: auth(clinToken) })).arrayBuffer()),
+      ),
+    );
+    if (!a || !b) throw new Error("no response");
+    identical[label] = { identical: a.equals(b), bytes: a.length, floorBytes: b.length };
+    if (!a.equals(b)) {
+      writeFileSync(join(RESULTS, `mismatch-${label}-haven.json`), a);
+      writeFileSync(join(RESULTS, `mismatch-${label}-floor.json`), b);
+    }
+    log(
+      `${label}: ${a.length} B (Haven) vs ${b.length} B (floor): ${a.equals(b) ? "byte-identical" : "DIFFERENT"}`,
+    );
+  }
+  report.identical = identical;
+
+  const specs = (name: Name): { haven: LoadSpec; floor?: LoadSpec; calls: number } | null => {
+    const base = { connections: 10, durationS };
+    switch (name) {
+      case "patients.get":
+        return {
+          haven: { ...base, url: queryUrl(H, "patients.get", full), headers: auth(clinToken) },
+          floor: { ...base, url: queryUrl(F, "patients.get", full), headers: auth(clinToken) },
+          calls: 1,
+        };
+      case "patients.get.small":
+        return {
+          haven: { ...base, url: queryUrl(H, "patients.get", small), headers: auth(clinToken) },
+          floor: { ...base, url: queryUrl(F, "patients.get", small), headers: auth(clinToken) },
+          calls: 1,
+        };
+      case "batch":
+        return {
+          haven: { ...base, url: batchUrl(H, "patients.get", small, 10), headers: auth(clinToken) },
+          floor: { ...base, url: batchUrl(F, "patients.get", small, 10), headers: auth(clinToken) },
+          calls: 10,
+        };
+      case "healthz":
+        return {
+          haven: { ...base, url: `${H}/healthz` },
+          floor: { ...base, url: `${F}/hello` },
+          calls: 1,
+        };
+      case "auth.login": {
+        const body = JSON.stringify({ email: pat.email, password: pat.password });
+        const headers = { "content-type": "application/json" };
+        return {
+          haven: {
+            ...base,
+            connections: 4,
+            url: `${H}/trpc/auth.login`,
+            method: "POST",
+            headers,
+            body: JSON.stringify({ json: JSON.parse(body) }),
+          },
+          floor: { ...base, connections: 4, url: `${F}/login`, method: "POST", headers, body },
+          calls: 1,
+        };
+      }
+      case "appointments.day":
+        return {
+          haven: {
+            ...base,
+            url: queryUrl(H, "appointments.day", {
+              organizationId: seeded.organizationId,
+              date: seeded.busyDate,
+            }),
+            headers: auth(staffToken),
+          },
+          calls: 1,
+        };
+      case "appointments.slots": {
+        const from = new Date("2027-01-04T00:00:00Z");
+        const to = new Date(from.getTime() + 7 * 86_400_000);
+        const input = {
+          json: {
+            practitionerId: seeded.demoPractitionerId,
+            from: from.toISOString(),
+            to: to.toISOString(),
+          },
+          meta: { values: { from: ["Date"], to: ["Date"] }, v: 1 },
+        };
+        return {
+          haven: {
+            ...base,
+            url: `${H}/trpc/appointments.slots?input=${encodeURIComponent(JSON.stringify(input))}`,
+            headers: auth(staffToken),
+          },
+          calls: 1,
+        };
+      }
+      case "appointments.book":
+        return {
+          haven: {
+            ...base,
+            url: `${H}/trpc/appointments.book`,
+            method: "POST",
+            headers: { ...auth(staffToken), "content-type": "application/json" },
+            book: {
+              practitionerIds: seeded.bookingPractitionerIds,
+              patientIds: seeded.bookingPatientIds,
+              startMs: Date.UTC(2027, 1, 1, 0, 0, 0),
+              stepMs: 15 * 60_000,
+              offset: 0,
+            },
+          },
+          calls: 1,
+        };
+      default:
+        return null;
+    }
+  };
+
+  // PGlite Haven: its own demo seed in a temp directory.
+  let pglite:
+    | Child<{ demo: { patientId: string | null; totp: { role: string; secret: string }[] } }>
+    | undefined;
+  let pgliteToken = "";
+  if (names.includes("pglite")) {
+    pgliteDir = mkdtempSync(join(tmpdir(), "haven-bench-pglite-"));
+    pglite = await startChild(resolve(SUITE_DIR, "haven-child.ts"), {
+      ...havenEnv,
+      DATABASE_URL: undefined,
+      HAVEN_DATA_DIR: pgliteDir,
+      HAVEN_DEMO: "true",
+    });
+    children.push(pglite as Child<unknown>);
+    const s = pglite.info.demo.totp.find((t) => t.role === "clinician")?.secret;
+    pgliteToken = await signIn(pglite.info.url, clin.email, clin.password, s);
+    report.pgliteIdleRssMb = procStats(pglite.info.pid).rssMb;
+  }
+
+  type Row = { name: string; rep: number; side: string; rate?: string } & RunResult;
+  const rows: Row[] = [];
+  let bookOffset = 0;
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const name of names) {
+      if (name === "pgbench") continue;
+      if (name === "pglite") {
+        if (!pglite) continue;
+        const base = { connections: 10, durationS };
+        const pg = await runLoad(
+          { ...base, url: queryUrl(H, "patients.get", full), headers: auth(clinToken) },
+          haven.info.pid,
+        );
+        rows.push({ name, rep, side: "postgres", ...pg });
+        const pl = await runLoad(
+          {
+            ...base,
+            url: queryUrl(pglite.info.url, "patients.get", {
+              patientId: pglite.info.demo.patientId,
+            }),
+            headers: auth(pgliteToken),
+          },
+          pglite.info.pid,
+        );
+        rows.push({ name, rep, side: "pglite", ...pl });
+        log(`[${rep}] pglite ${pl.rps.toFixed(0)}/s vs postgres ${pg.rps.toFixed(0)}/s`);
+        continue;
+      }
+      const s = specs(name);
+      if (!s) continue;
+      if (s.haven.book) {
+        s.haven.book.offset = bookOffset;
+        bookOffset += 1_000_000;
+      }
+      let floorMax = 0;
+      if (s.floor) {
+        const f = await runLoad(s.floor, floor.info.pid, s.calls);
+        rows.push({ name, rep, side: "floor", ...f });
+        floorMax = f.rps / s.calls;
+      }
+      const h = await runLoad(s.haven, haven.info.pid, s.calls);
+      rows.push({ name, rep, side: "haven", ...h });
+      log(
+        `[${rep}] ${name}: haven ${h.rps.toFixed(0)}/s${s.floor ? ` vs floor ${(floorMax * s.calls).toFixed(0)}/s` : ""} (p99 ${h.p99} ms, ${h.cpuMsPerCall.toFixed(2)} CPU ms/call, non-2xx ${h.non2xx})`,
+      );
+      if (s.floor && opts.fixed && PAIRED.has(name) && floorMax > 0) {
+        for (const pct of [50, 80]) {
+          const rate = Math.max(1, Math.round((floorMax * pct) / 100));
+          for (const side of ["floor", "haven"] as const) {
+            const spec = side === "floor" ? s.floor : s.haven;
+            const r = await runLoad(
+              { ...spec, rate },
+              side === "floor" ? floor.info.pid : haven.info.pid,
+              s.calls,
+            );
+            rows.push({ name, rep, side, rate: `${pct}%`, ...r });
+          }
+        }
+      }
+    }
+  }
+
+  // pgbench -S -M prepared: the database's own read ceiling on this machine.
+  if (names.includes("pgbench")) {
+    const has = spawnSync("pgbench", ["--version"]).status === 0;
+    if (!has) report.pgbench = { skipped: "pgbench not installed (postgresql-contrib)" };
+    else {
+      const pgb = await createBenchDatabase(adminUrl);
+      try {
+        const u = new URL(pgb.url);
+        const conn = [
+          "-h",
+          u.hostname,
+          "-p",
+          u.port || "5432",
+          "-U",
+          u.username || "postgres",
+          pgb.name,
+        ];
+        spawnSync("pgbench", ["-i", "-s", "1", "-q", ...conn], { stdio: "ignore" });
+        const tps: number[] = [];
+        for (let rep = 1; rep <= reps; rep++) {
+          const r = spawnSync(
+            "pgbench",
+            ["-S", "-M", "prepared", "-c", "10", "-j", "2", "-T", String(durationS), ...conn],
+            { encoding: "utf8" },
+          );
+          const m = /tps = ([\d.]+)/.exec(r.stdout);
+          if (m) tps.push(Number(m[1]));
+        }
+        report.pgbench = { tps, median: median(tps) };
+        log(`pgbench -S -M prepared: ${median(tps).toFixed(0)} tps`);
+      } finally {
+        await dropBenchDatabase(adminUrl, pgb.name);
+      }
+    }
+  }
+
+  // Medians and ratios.
+  const pick = (name: string, side: string, rate?: string) =>
+    rows.filter((r) => r.name === name && r.side === side && r.rate === rate);
+  const med = (rs: Row[], k: keyof RunResult) => median(rs.map((r) => r[k] as number));
+  const summary: Record<string, unknown>[] = [];
+  for (const name of names) {
+    if (name === "pgbench") continue;
+    const sides =
+      name === "pglite" ? (["postgres", "pglite"] as const) : (["floor", "haven"] as const);
+    const [refSide, subjSide] = sides;
+    const ref = pick(name, refSide);
+    const subj = pick(name, subjSide);
+    if (subj.length === 0) continue;
+    const entry: Record<string, unknown> = {
+      name,
+      [subjSide]: {
+        rps: med(subj, "rps"),
+        p50: med(subj, "p50"),
+        p99: med(subj, "p99"),
+        cpuMsPerCall: med(subj, "cpuMsPerCall"),
+        rssMb: Math.max(...subj.map((r) => r.rssMb)),
+        non2xx: med(subj, "non2xx"),
+      },
+      load1: med([...ref, ...subj], "load1"),
+    };
+    if (ref.length > 0) {
+      entry[refSide] = {
+        rps: med(ref, "rps"),
+        p50: med(ref, "p50"),
+        p99: med(ref, "p99"),
+        cpuMsPerCall: med(ref, "cpuMsPerCall"),
+        rssMb: Math.max(...ref.map((r) => r.rssMb)),
+      };
+      entry.ratio = med(subj, "rps") / (med(ref, "rps") || 1);
+      entry.ratioPerRep = subj.map((r, i) => r.rps / (ref[i]?.rps || 1));
+    }
+    for (const pct of ["50%", "80%"]) {
+      const f = pick(name, "floor", pct);
+      const h = pick(name, "haven", pct);
+      if (h.length > 0)
+        entry[`at${pct}`] = {
+          floor: { p50: med(f, "p50"), p99: med(f, "p99") },
+          haven: { p50: med(h, "p50"), p99: med(h, "p99"), rps: med(h, "rps") },
+        };
+    }
+    summary.push(entry);
+  }
+  report.idleRssMb = idle;
+  report.summary = summary;
+  report.runs = rows;
+  report.machine = { ...(report.machine as object), load1AtEnd: loadavg()[0] };
+  writeFileSync(join(RESULTS, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+  const md = markdown(report, summary);
+  writeFileSync(join(RESULTS, "latest.md"), md);
+  if (opts.dated) writeFileSync(join(RESULTS, `${new Date().toISOString().slice(0, 10)}.md`), md);
+  process.stdout.write(md);
+} finally {
+  for (const c of children.reverse()) await c.stop();
+  if (pgliteDir) rmSync(pgliteDir, { recursive: true, force: true });
+  await dropBenchDatabase(adminUrl, db.name);
+}
+
+function fmt(n: unknown, digits = 0): string {
+  return typeof n === "number" ? n.toFixed(digits) : "–";
+}
+
+/** The Markdown report: one ratio per line (`name … 0.62×`), then the full table. */
+function markdown(r: Record<string, unknown>, summary: Record<string, unknown>[]): string {
+  const m = r.machine as { cpus: number; load1AtStart: number; load1AtEnd: number };
+  const o = r.options as { reps: number; durationS: number; quick: boolean };
+  const setup = r.setup as SeededData["timings"];
+  const lines = [
+    `# Haven bench, ${String(r.startedAt).slice(0, 16)}Z`,
+    "",
+    `${m.cpus} cores, 1-minute load average ${fmt(m.load1AtStart, 2)} at start, ${fmt(m.load1AtEnd, 2)} at end (machine shared with other agents: absolute numbers are noisy; ratios are from interleaved runs). ${o.reps} repetitions × ${o.durationS} s per run${o.quick ? " (--quick)" : ""}, medians. Load: autocannon in a separate process.`,
+    "",
+    `Setup: Synthea demo seed ${fmt(setup.seedDemoMs)} ms; generated ${setup.patients} patients + ${setup.appointments} appointments (sealed, batched INSERTs of 1,000) in ${fmt(setup.generateMs)} ms.`,
+    "",
+    "## Ratios (Haven / floor, req/s)",
+    "",
+  ];
+  for (const s of summary) {
+    if (typeof s.ratio === "number") lines.push(`- ${s.name} … ${s.ratio.toFixed(2)}×`);
+  }
+  const pgb = r.pgbench as { median?: number; skipped?: string } | undefined;
+  if (pgb)
+    lines.push(
+      `- pgbench -S -M prepared (DB ceiling) … ${pgb.median ? `${pgb.median.toFixed(0)} tps` : pgb.skipped}`,
+    );
+  const ident = r.identical as Record<string, { identical: boolean; bytes: number }>;
+  lines.push(
+    "",
+    "Byte-identical responses: " +
+      Object.entries(ident)
+        .map(([k, v]) => `${k} ${v.identical ? "yes" : "NO"} (${v.bytes} B)`)
+        .join(", "),
+    "",
+  );
+  lines.push(
+    "| scenario | ref req/s | Haven req/s | ratio | Haven p50 / p99 ms | ref p50 / p99 | CPU ms/call Haven / ref | RSS MB Haven / ref | p99 @50% H / F | p99 @80% H / F | load1 |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const s of summary) {
+    const subj = (s.haven ?? s.pglite) as Record<string, number>;
+    const ref = (s.floor ?? s.postgres) as Record<string, number> | undefined;
+    const a50 = s["at50%"] as { floor: { p99: number }; haven: { p99: number } } | undefined;
+    const a80 = s["at80%"] as { floor: { p99: number }; haven: { p99: number } } | undefined;
+    lines.push(
+      `| ${s.name}${s.pglite ? " (PGlite vs Postgres)" : ""} | ${fmt(ref?.rps)} | ${fmt(subj.rps)} | ${typeof s.ratio === "number" ? `${s.ratio.toFixed(2)}×` : "–"} | ${fmt(subj.p50)} / ${fmt(subj.p99)} | ${fmt(ref?.p50)} / ${fmt(ref?.p99)} | ${fmt(subj.cpuMsPerCall, 2)} / ${fmt(ref?.cpuMsPerCall, 2)} | ${fmt(subj.rssMb)} / ${fmt(ref?.rssMb)} | ${a50 ? `${fmt(a50.haven.p99)} / ${fmt(a50.floor.p99)}` : "–"} | ${a80 ? `${fmt(a80.haven.p99)} / ${fmt(a80.floor.p99)}` : "–"} | ${fmt(s.load1, 2)} |`,
+    );
+  }
+  const idle = r.idleRssMb as { haven: number; floor: number };
+  lines.push(
+    "",
+    `Idle RSS: Haven on Postgres ${fmt(idle.haven)} MB, floor ${fmt(idle.floor)} MB${typeof r.pgliteIdleRssMb === "number" ? `, Haven on PGlite ${fmt(r.pgliteIdleRssMb)} MB` : ""}.`,
+    "",
+  );
+  return `${lines.join("\n")}\n`;
+}
