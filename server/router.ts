@@ -1,11 +1,12 @@
 import { accessRouter } from "./access/router.ts";
 import { apiKeysRouter, invitationsRouter, usersRouter } from "./accounts/router.ts";
-import { appointmentsRouter } from "./appointments/router.ts";
+import { appointmentsProcedures } from "./appointments/router.ts";
 import { auditRouter } from "./audit/router.ts";
 import { authProcedures } from "./auth/router.ts";
 import { mfaRouter } from "./mfa/router.ts";
 import { patientsRouter } from "./patients/router.ts";
 import { remindersRouter } from "./reminders/router.ts";
+import { availabilityRouter, slotsProcedure } from "./scheduling/router.ts";
 import { router } from "./trpc.ts";
 
 /**
@@ -18,6 +19,13 @@ const authRouter = router({
   invitations: invitationsRouter,
   users: usersRouter,
   apiKeys: apiKeysRouter,
+});
+
+/** `appointments.*`: booking and lifecycle (appointments/), slots and working hours (scheduling/). */
+const appointmentsRouter = router({
+  ...appointmentsProcedures,
+  slots: slotsProcedure,
+  availability: availabilityRouter,
 });
 
 /** Haven's API. Frontends import `AppRouter` (through `client-sdk/`) for end-to-end types. */
