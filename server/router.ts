@@ -1,7 +1,7 @@
-import { accessRouter } from "./access/router.ts";
+import { accessRouter, breakGlassReviewProcedures } from "./access/router.ts";
 import { apiKeysRouter, invitationsRouter, usersRouter } from "./accounts/router.ts";
 import { appointmentsProcedures } from "./appointments/router.ts";
-import { auditRouter } from "./audit/router.ts";
+import { auditProcedures } from "./audit/router.ts";
 import { authProcedures } from "./auth/router.ts";
 import { mfaRouter } from "./mfa/router.ts";
 import { patientsRouter } from "./patients/router.ts";
@@ -26,6 +26,12 @@ const appointmentsRouter = router({
   ...appointmentsProcedures,
   slots: slotsProcedure,
   availability: availabilityRouter,
+});
+
+/** `audit.*`: the trail itself (audit/) and the review of emergency grants (access/). */
+const auditRouter = router({
+  ...auditProcedures,
+  ...breakGlassReviewProcedures,
 });
 
 /** Haven's API. Frontends import `AppRouter` (through `client-sdk/`) for end-to-end types. */
