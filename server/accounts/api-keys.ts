@@ -49,7 +49,7 @@ const INFO = {
  * Create a `service` API key in an organization. Audited `auth.api_key_created` (no key in it).
  * @param input.createdBy the admin's user id (null from factories and CLIs)
  * @returns the raw key (shown once) and its public info
- * @throws ValidationError (`expires_in_past`) when `expiresAt` is not after now (issue 13)
+ * @throws ValidationError (`expires_in_past`) when `expiresAt` is not after now
  */
 export async function createApiKey(
   deps: ServiceDeps,
