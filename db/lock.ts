@@ -3,7 +3,7 @@ import { mkdir, readFile, realpath, unlink, writeFile } from "node:fs/promises";
 import { createConnection, createServer, type Server } from "node:net";
 
 /**
- * One owner per PGlite data directory (issue 9; upstream electric-sql/pglite #327, #709: two
+ * One owner per PGlite data directory (upstream electric-sql/pglite #327, #709: two
  * instances on one directory corrupt its WAL).
  *
  * The lock is a listening Unix socket whose name is derived from the directory's real path. On

@@ -87,7 +87,7 @@ export function serializeError(err: unknown): Record<string, unknown> {
     type: err.name,
     code: typeof code === "string" ? code : undefined,
     // Frames only: a stack begins with the message, and Drizzle's "Failed query: … params: …" or a
-    // driver's 'invalid input syntax …: "<value>"' spans several lines of it (issue 13).
+    // driver's 'invalid input syntax …: "<value>"' spans several lines of it.
     stack: stackFrames(err.stack),
     cause: cause instanceof Error ? serializeError(cause) : undefined,
   };

@@ -67,7 +67,7 @@ export async function startHaven(
   options: StartOptions = {},
 ): Promise<RunningHaven> {
   const log = createLogger(config.LOG_LEVEL, options.logDestination);
-  // Order matters (issue 9 §3): every check that can fail with a one-line cause runs before any
+  // Order matters: every check that can fail with a one-line cause runs before any
   // migration or seed changes the database; the cheap ones before the database is even opened.
   validateEnvKeys(config);
   await assertPortFree(config.HOST, config.PORT);

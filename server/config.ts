@@ -53,9 +53,9 @@ const envSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.url())),
-  /** Absolute session lifetime in hours, all roles. */
   /** Bearer token for GET /metrics; unset = loopback clients only. */
   HAVEN_METRICS_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
+  /** Absolute session lifetime in hours, all roles. */
   HAVEN_SESSION_TTL_HOURS: z.coerce
     .number()
     .positive()

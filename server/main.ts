@@ -75,7 +75,7 @@ try {
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 } catch (err) {
-  // One line naming the cause, never a stack (issue 9 §3); unexpected failures print their class only.
+  // One line naming the cause, never a stack; unexpected failures print their class only.
   const line = startupFailureMessage(err);
   console.error(
     line ?? `Haven failed to start: ${err instanceof Error ? err.name : "error"}${codeOf(err)}`,

@@ -1,10 +1,38 @@
-import { accessRouter } from "./access/router.ts";
-import { appointmentsRouter } from "./appointments/router.ts";
-import { auditRouter } from "./audit/router.ts";
-import { authRouter } from "./auth/router.ts";
+import { accessRouter, breakGlassReviewProcedures } from "./access/router.ts";
+import { apiKeysRouter, invitationsRouter, usersRouter } from "./accounts/router.ts";
+import { appointmentsProcedures } from "./appointments/router.ts";
+import { auditProcedures } from "./audit/router.ts";
+import { authProcedures } from "./auth/router.ts";
+import { mfaRouter } from "./mfa/router.ts";
 import { patientsRouter } from "./patients/router.ts";
 import { remindersRouter } from "./reminders/router.ts";
+import { availabilityRouter, slotsProcedure } from "./scheduling/router.ts";
 import { router } from "./trpc.ts";
+
+/**
+ * `auth.*` as clients know it: sign-in and sessions (auth/), MFA (mfa/) and account administration
+ * (accounts/) are separate domains mounted under one name.
+ */
+const authRouter = router({
+  ...authProcedures,
+  mfa: mfaRouter,
+  invitations: invitationsRouter,
+  users: usersRouter,
+  apiKeys: apiKeysRouter,
+});
+
+/** `appointments.*`: booking and lifecycle (appointments/), slots and working hours (scheduling/). */
+const appointmentsRouter = router({
+  ...appointmentsProcedures,
+  slots: slotsProcedure,
+  availability: availabilityRouter,
+});
+
+/** `audit.*`: the trail itself (audit/) and the review of emergency grants (access/). */
+const auditRouter = router({
+  ...auditProcedures,
+  ...breakGlassReviewProcedures,
+});
 
 /** Haven's API. Frontends import `AppRouter` (through `client-sdk/`) for end-to-end types. */
 export const appRouter = router({

@@ -4,7 +4,7 @@ import { ConfigError } from "./config.ts";
 import { KeyError } from "./crypto/keyring.ts";
 
 /**
- * Startup failures an operator can fix, each described in ONE line naming the cause (issue 9 §3):
+ * Startup failures an operator can fix, each described in ONE line naming the cause:
  * PostgreSQL unreachable / database missing / authentication refused, the port in use, the data
  * directory held by another process. Never a stack, never a password.
  */

@@ -105,7 +105,7 @@ export function describeError(
     message === cause.message
   ) {
     // A library exception surfaced as the message (superjson "Trying to deserialize unknown custom
-    // value", "Maximum call stack size exceeded" …): internal text, never shown (issue 13).
+    // value", "Maximum call stack size exceeded" …): internal text, never shown.
     message =
       error.code === "BAD_REQUEST" || error.code === "PARSE_ERROR"
         ? "Malformed request: the input could not be decoded"

@@ -14,7 +14,7 @@ export const keyMetadata = pgTable("key_metadata", {
 });
 
 /**
- * Live Haven servers and the PHI keys each holds (issue 9 §2). Every server upserts its row on a
+ * Live Haven servers and the PHI keys each holds. Every server upserts its row on a
  * heartbeat and deletes it on shutdown; a row whose `expires_at` has passed belongs to a server
  * that died. `npm run keys -- rotate` refuses to re-encrypt under a key some live server lacks.
  * Holds key ids and fingerprints only, never key material.

@@ -1,12 +1,22 @@
 import { protectedProcedure, router } from "../trpc.ts";
 import {
+  acknowledgeInput,
+  acknowledgeOutput,
   breakGlassInput,
   grantOutput,
   myGrantsInput,
   myGrantsOutput,
+  reviewInput,
+  reviewOutput,
   revokeInput,
 } from "./schemas.ts";
-import { breakGlass, myActiveGrants, revokeGrant } from "./service.ts";
+import {
+  acknowledgeGrant,
+  breakGlassWithAlert,
+  myActiveGrants,
+  reviewQueue,
+  revokeGrant,
+} from "./service.ts";
 
 export const accessRouter = router({
   /**
@@ -24,22 +34,16 @@ export const accessRouter = router({
     .meta({ roles: ["clinician"], phi: true })
     .input(breakGlassInput)
     .output(grantOutput)
-    .mutation(async ({ ctx, input }) => {
-      const grant = await breakGlass(ctx.deps, ctx.actor, ctx.auditActor, input, {
-        minutes: ctx.privacy.breakGlassMinutes,
-      });
-      // Ids only: an alert line for log-based monitoring ("admins notified").
-      ctx.log.warn(
-        {
-          grantId: grant.grantId,
-          patientId: grant.patientId,
-          userId: ctx.actor.userId,
-          reqId: ctx.requestId,
-        },
-        "break-the-glass access granted",
-      );
-      return grant;
-    }),
+    .mutation(({ ctx, input }) =>
+      breakGlassWithAlert(
+        ctx.deps,
+        { log: ctx.log, requestId: ctx.requestId },
+        ctx.actor,
+        ctx.auditActor,
+        input,
+        { minutes: ctx.privacy.breakGlassMinutes },
+      ),
+    ),
   /**
    * `access.revoke` — `{ grantId }` → the grant, now revoked (idempotent). The clinician who holds
    * it, or an admin of the patient's organization. Errors: NOT_FOUND, FORBIDDEN.
@@ -56,3 +60,31 @@ export const accessRouter = router({
     .output(myGrantsOutput)
     .query(({ ctx }) => myActiveGrants(ctx.deps, ctx.actor)),
 });
+
+/**
+ * The admins' review of emergency grants, mounted under `audit` by `server/router.ts`: it is
+ * activity review of the audit trail (45 CFR 164.308(a)(1)(ii)(D)), so clients find it beside
+ * `audit.forPatient`, while the rules live with the grants in access/.
+ */
+export const breakGlassReviewProcedures = {
+  /**
+   * `audit.breakGlassReview` — `{ status?: pending|reviewed|all, limit?, cursor? }` → the
+   * organization's emergency grants, oldest first, with holder, decrypted reason, state and the
+   * number of reads made under each (164.308(a)(1)(ii)(D) activity review). Admins. Audited.
+   */
+  breakGlassReview: protectedProcedure
+    .meta({ roles: ["admin"], phi: true })
+    .input(reviewInput)
+    .output(reviewOutput)
+    .query(({ ctx, input }) => reviewQueue(ctx.deps, ctx.actor, ctx.auditActor, input)),
+  /**
+   * `audit.breakGlassAcknowledge` — `{ grantId, outcome: appropriate|inappropriate, note? }` → the
+   * review, once per grant. Admins of the patient's organization. Audited.
+   * Errors: NOT_FOUND, FORBIDDEN, CONFLICT (`already_reviewed`).
+   */
+  breakGlassAcknowledge: protectedProcedure
+    .meta({ roles: ["admin"], phi: true })
+    .input(acknowledgeInput)
+    .output(acknowledgeOutput)
+    .mutation(({ ctx, input }) => acknowledgeGrant(ctx.deps, ctx.actor, ctx.auditActor, input)),
+};

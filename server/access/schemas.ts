@@ -75,3 +75,11 @@ export const acknowledgeInput = z.strictObject({
   outcome: z.enum(["appropriate", "inappropriate"]),
   note: z.string().trim().max(2000).optional(),
 });
+
+/** `audit.breakGlassAcknowledge` output: the review as recorded. */
+export const acknowledgeOutput = z.object({
+  reviewedAt: z.date(),
+  reviewedByUserId: z.uuid().nullable(),
+  outcome: z.enum(["appropriate", "inappropriate"]),
+  note: z.string().nullable(),
+});

@@ -2,6 +2,7 @@ import { and, asc, count, eq, gt, inArray, isNotNull, isNull, sql } from "drizzl
 import { v7 as uuidv7 } from "uuid";
 import type { z } from "zod";
 import { auditEvents, breakGlassGrants, practitioners } from "../../db/schema/index.ts";
+import type { Logger } from "../../lib/logger.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";
@@ -40,6 +41,32 @@ function toGrant(
     revokedAt: row.revokedAt,
     state: grantState(row, now),
   };
+}
+
+/**
+ * {@link breakGlass}, then one warning line for log-based monitoring ("admins notified", 45 CFR
+ * 164.308(a)(1)(ii)(D)): ids only, never the reason or any PHI.
+ * @throws as {@link breakGlass}
+ */
+export async function breakGlassWithAlert(
+  deps: ServiceDeps,
+  alert: { log: Pick<Logger, "warn">; requestId: string },
+  actor: Actor,
+  auditActor: AuditActor,
+  input: { patientId: string; reason: string; code: string },
+  settings: { minutes: number },
+): Promise<Grant> {
+  const grant = await breakGlass(deps, actor, auditActor, input, settings);
+  alert.log.warn(
+    {
+      grantId: grant.grantId,
+      patientId: grant.patientId,
+      userId: actor.userId,
+      reqId: alert.requestId,
+    },
+    "break-the-glass access granted",
+  );
+  return grant;
 }
 
 /**

@@ -29,7 +29,7 @@ let cronApp: FastifyInstance;
 let cronUrl: string;
 let org: string;
 
-/** Stand-in for the reminder procedures (issue 6): callable by `service` with scope `reminders`. */
+/** Stand-in for the reminder procedures (the cron's only door): callable by `service` with scope `reminders`. */
 const cronRouter = router({
   whoami: protectedProcedure
     .meta({ roles: ["service"], phi: false, scope: "reminders" })

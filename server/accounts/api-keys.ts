@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { apiKeys, users } from "../../db/schema/index.ts";
+import { API_KEY_PREFIX } from "../auth/api-key-credential.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import { NotFoundError, ValidationError } from "../kernel/errors.ts";
@@ -14,17 +15,8 @@ import type { Actor, ApiKeyScope } from "../kernel/roles.ts";
  * 3.5.2). Each key owns a `users` row of role `service` (no usable password), so audit rows keep a
  * user id; keys are named, scoped, revocable, optionally expiring, and record when last used.
  */
-export const API_KEY_PREFIX = "hk_";
-const KEY_SHAPE = /^hk_[A-Za-z0-9_-]{43}$/;
-/** `last_used_at` is written at most this often (ms). */
-const LAST_USED_INTERVAL_MS = 60_000;
 /** Marks a password hash that can never verify (argon2 rejects it as malformed). */
 export const NO_PASSWORD = "!no-password";
-
-/** True when a bearer credential looks like an API key (vs a session token). */
-export function isApiKey(credential: string): boolean {
-  return credential.startsWith(API_KEY_PREFIX);
-}
 
 /** An API key as admins see it: never the key or its hash. */
 export interface ApiKeyInfo {
@@ -57,7 +49,7 @@ const INFO = {
  * Create a `service` API key in an organization. Audited `auth.api_key_created` (no key in it).
  * @param input.createdBy the admin's user id (null from factories and CLIs)
  * @returns the raw key (shown once) and its public info
- * @throws ValidationError (`expires_in_past`) when `expiresAt` is not after now (issue 13)
+ * @throws ValidationError (`expires_in_past`) when `expiresAt` is not after now
  */
 export async function createApiKey(
   deps: ServiceDeps,
@@ -171,46 +163,24 @@ export async function revokeApiKey(
 }
 
 /**
- * Resolve a raw API key to its `service` actor; null when unknown, revoked, expired or its
- * service user is disabled. Updates `last_used_at` (at most once a minute).
+ * Issue a `service` key in the admin's own organization ({@link createApiKey}), recorded as
+ * created by that admin. @returns the raw key (shown once) and its public info
  */
-export async function resolveApiKey(deps: ServiceDeps, key: string): Promise<Actor | null> {
-  if (!KEY_SHAPE.test(key)) return null;
-  const now = deps.now();
-  const [row] = await deps.db
-    .select({
-      id: apiKeys.id,
-      userId: apiKeys.userId,
-      organizationId: apiKeys.organizationId,
-      scopes: apiKeys.scopes,
-      lastUsedAt: apiKeys.lastUsedAt,
-      revokedAt: apiKeys.revokedAt,
-      expiresAt: apiKeys.expiresAt,
-      disabledAt: users.disabledAt,
-      role: users.role,
-    })
-    .from(apiKeys)
-    .innerJoin(users, eq(users.id, apiKeys.userId))
-    .where(eq(apiKeys.keyHash, hashKey(key)))
-    .limit(1);
-  if (!row || row.revokedAt || row.disabledAt || row.role !== "service") return null;
-  if (row.expiresAt && row.expiresAt.getTime() <= now.getTime()) return null;
-  if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_INTERVAL_MS) {
-    await deps.db
-      .update(apiKeys)
-      .set({ lastUsedAt: now })
-      .where(
-        and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, now))),
-      );
-  }
-  return {
-    userId: row.userId,
-    role: "service",
-    organizationId: row.organizationId,
-    sessionId: `apikey:${row.id}`,
-    patientId: null,
-    practitionerId: null,
-    apiKeyId: row.id,
-    scopes: row.scopes as ApiKeyScope[],
-  };
+export function issueApiKey(
+  deps: ServiceDeps,
+  admin: Actor,
+  audit: AuditActor,
+  input: { name: string; scopes: readonly ApiKeyScope[]; expiresAt?: Date | undefined },
+): Promise<{ key: string; info: ApiKeyInfo }> {
+  return createApiKey(
+    deps,
+    {
+      organizationId: admin.organizationId,
+      name: input.name,
+      scopes: input.scopes,
+      createdBy: admin.userId,
+      expiresAt: input.expiresAt ?? null,
+    },
+    audit,
+  );
 }

@@ -5,6 +5,7 @@ import type { Database } from "../../db/client.ts";
 import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
 import type { MailTransport } from "../../lib/mail.ts";
 import type { LoginRequest, LoginResult } from "../auth/login.ts";
+import type { SessionIo } from "../auth/own-sessions.ts";
 import { assertPasswordAcceptable, hashPassword } from "../auth/password-hashing.ts";
 import type { SessionManager } from "../auth/session.ts";
 import { keysFor, reserve } from "../auth/throttle.ts";
@@ -707,4 +708,19 @@ export async function listUsers(
     deps.now(),
   );
   return list;
+}
+
+/**
+ * Accept an invitation ({@link acceptInvitation}) and set the new session's cookie, as a sign-in.
+ * @throws as {@link acceptInvitation}
+ */
+export async function acceptInvitationAndSignIn(
+  deps: ServiceDeps & { db: Database },
+  io: SessionIo,
+  input: Parameters<typeof acceptInvitation>[2],
+  request: LoginRequest,
+): Promise<LoginResult> {
+  const result = await acceptInvitation(deps, io.sessions, input, request);
+  io.setCookie(io.sessions.cookie(result.token));
+  return result;
 }

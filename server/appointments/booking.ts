@@ -36,7 +36,7 @@ import { type AppointmentState, transition } from "./state.ts";
 import { type AppointmentDetail, selectAppointmentRows, toDetail } from "./view.ts";
 
 /**
- * Booking and the appointment lifecycle (issue 5). Every change runs in ONE transaction that
+ * Booking and the appointment lifecycle. Every change runs in ONE transaction that
  * writes the appointment, its reminder rows, its audit record and its change-log entry (+ NOTIFY),
  * so nothing is ever half-written. The exclusion constraint `appointments_no_overlap` is the final
  * guard against double booking: a concurrent conflicting write fails with SQLSTATE 23P01 and is

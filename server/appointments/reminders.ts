@@ -7,7 +7,7 @@ import type { SchedulingSettings } from "./settings.ts";
 /**
  * Reminder hooks of the appointment lifecycle. Always called inside the transaction that changes
  * the appointment, so a reminder exists exactly when its visit does (nothing half-written).
- * The reminder cron (issue 6) claims and delivers the rows; see `db/schema/reminders.ts`.
+ * The reminder cron (`workers/reminders/`) claims and delivers the rows; see `db/schema/reminders.ts`.
  */
 
 /** Reminder states a lifecycle change may still supersede (sent/failed/cancelled are history). */

@@ -1,7 +1,6 @@
 import { tracked } from "@trpc/server";
-import { availabilityRouter, slotsProcedure } from "../scheduling/router.ts";
-import { protectedProcedure, router, toTRPCError } from "../trpc.ts";
-import { zTrackedAsyncIterable } from "./async-iterable.ts";
+import { zTrackedAsyncIterable } from "../tracked-iterable.ts";
+import { protectedProcedure, toTRPCError } from "../trpc.ts";
 import { book, changeStatus, reschedule } from "./booking.ts";
 import { watchChanges } from "./feed.ts";
 import { listDay, listForPractitioner } from "./lists.ts";
@@ -43,7 +42,11 @@ const step = (
       ),
     );
 
-export const appointmentsRouter = router({
+/**
+ * The `appointments.*` procedures of this domain. `server/router.ts` mounts them together with
+ * `appointments.slots` and `appointments.availability.*`, which belong to scheduling/.
+ */
+export const appointmentsProcedures = {
   /**
    * `appointments.listForPatient` — `{ patientId, limit?, cursor? }` → `{ items, nextCursor }`,
    * newest first; times are UTC. Same row rule as `patients.get`; audited.
@@ -54,9 +57,6 @@ export const appointmentsRouter = router({
     .input(listForPatientInput)
     .output(listForPatientOutput)
     .query(({ ctx, input }) => listForPatient(ctx.deps, ctx.actor, ctx.auditActor, input)),
-
-  slots: slotsProcedure,
-  availability: availabilityRouter,
 
   /**
    * `appointments.book` — `{ practitionerId, patientId?, startsAt, endsAt?, reason?, override? }` →
@@ -171,4 +171,4 @@ export const appointmentsRouter = router({
         throw toTRPCError(err);
       }
     }),
-});
+};

@@ -1,7 +1,4 @@
-import { z } from "zod";
-import { acknowledgeInput, reviewInput, reviewOutput } from "../access/schemas.ts";
-import { acknowledgeGrant, reviewQueue } from "../access/service.ts";
-import { protectedProcedure, router } from "../trpc.ts";
+import { protectedProcedure } from "../trpc.ts";
 import { accountingForPatient, searchAudit, verifyAuditTrail } from "./queries.ts";
 import {
   forPatientInput,
@@ -12,7 +9,11 @@ import {
   verifyOutput,
 } from "./schemas.ts";
 
-export const auditRouter = router({
+/**
+ * `audit.*`: the accounting of disclosures, search and chain verification. `server/router.ts` also
+ * mounts the review of emergency grants here (`audit.breakGlass*`), served by access/.
+ */
+export const auditProcedures = {
   /**
    * `audit.forPatient` — `{ patientId, from?, to?, limit?, cursor? }` → `{ items, nextCursor }`:
    * the accounting of disclosures (45 CFR 164.528): who accessed the record, when, which action,
@@ -46,31 +47,4 @@ export const auditRouter = router({
     .input(verifyInput)
     .output(verifyOutput)
     .mutation(({ ctx, input }) => verifyAuditTrail(ctx.deps, ctx.auditActor, input?.anchor)),
-  /**
-   * `audit.breakGlassReview` — `{ status?: pending|reviewed|all, limit?, cursor? }` → the
-   * organization's emergency grants, oldest first, with holder, decrypted reason, state and the
-   * number of reads made under each (164.308(a)(1)(ii)(D) activity review). Admins. Audited.
-   */
-  breakGlassReview: protectedProcedure
-    .meta({ roles: ["admin"], phi: true })
-    .input(reviewInput)
-    .output(reviewOutput)
-    .query(({ ctx, input }) => reviewQueue(ctx.deps, ctx.actor, ctx.auditActor, input)),
-  /**
-   * `audit.breakGlassAcknowledge` — `{ grantId, outcome: appropriate|inappropriate, note? }` → the
-   * review, once per grant. Admins of the patient's organization. Audited.
-   * Errors: NOT_FOUND, FORBIDDEN, CONFLICT (`already_reviewed`).
-   */
-  breakGlassAcknowledge: protectedProcedure
-    .meta({ roles: ["admin"], phi: true })
-    .input(acknowledgeInput)
-    .output(
-      z.object({
-        reviewedAt: z.date(),
-        reviewedByUserId: z.uuid().nullable(),
-        outcome: z.enum(["appropriate", "inappropriate"]),
-        note: z.string().nullable(),
-      }),
-    )
-    .mutation(({ ctx, input }) => acknowledgeGrant(ctx.deps, ctx.actor, ctx.auditActor, input)),
-});
+};

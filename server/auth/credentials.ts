@@ -1,6 +1,7 @@
-import { isApiKey, resolveApiKey } from "../accounts/api-keys.ts";
-import type { AppServices } from "../context.ts";
+import type { ServiceDeps } from "../deps.ts";
 import type { Actor } from "../kernel/roles.ts";
+import { isApiKey, resolveApiKey } from "./api-key-credential.ts";
+import type { SessionManager } from "./session.ts";
 
 /** How a request proved who it is. */
 export type CredentialKind = "session-bearer" | "session-cookie" | "api-key";
@@ -21,7 +22,7 @@ export interface Authenticated {
  * borrowed by a cookie). @returns null when anonymous or the credential is not (or no longer) valid
  */
 export async function authenticate(
-  services: Pick<AppServices, "deps" | "sessions">,
+  services: { deps: ServiceDeps; sessions: SessionManager },
   headers: { authorization?: string | undefined; cookie?: string | undefined },
 ): Promise<Authenticated | null> {
   if (headers.authorization !== undefined) {

@@ -26,7 +26,7 @@ export const SESSION_COOKIE = "haven_session";
 /**
  * `last_seen_at` is written at most this often (ms), so a busy session is not a write per request,
  * and never less often than a tenth of the idle timeout: with a 1-minute timeout a session active
- * every few seconds must not be logged off at 60 s (issue 13).
+ * every few seconds must not be logged off at 60 s.
  */
 const TOUCH_INTERVAL_MS = 60_000;
 /** Refresh granularity as a fraction of the idle timeout. */

@@ -112,7 +112,7 @@ export async function reserve(
   const keys = usable(keysIn);
   const rows = keys.map((k) => ({ id: uuidv7(), bucket: bucketOf(k), occurredAt: now }));
   try {
-    // Count failures, not attempts (issue 13): while parallel attempts of this process on a bucket
+    // Count failures, not attempts: while parallel attempts of this process on a bucket
     // are still being checked, their reservations are not failures yet (a correct one deletes its
     // row). When the limit is exceeded only while such attempts are in flight, withdraw, wait a
     // jittered moment and count again, within a small budget; settled failures block at once.

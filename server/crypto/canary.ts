@@ -6,7 +6,7 @@ import { KeyError, type Keyring } from "./keyring.ts";
 import { type EncryptedColumnEntry, encryptedColumns } from "./registry.ts";
 
 /**
- * Boot-time canary (issue 9 §2): for every key id that protects stored data, decrypt one real
+ * Boot-time canary: for every key id that protects stored data, decrypt one real
  * value per encrypted column with this process's keyring. A server that could not read what is
  * stored must not start (it would answer every PHI read with an error while /readyz said ready).
  *

@@ -7,7 +7,7 @@ import { phiKeyFingerprints } from "./fingerprint.ts";
 import type { Keyring } from "./keyring.ts";
 
 /**
- * Which PHI keys the live servers hold (issue 9 §2), through the database so it works across
+ * Which PHI keys the live servers hold, through the database so it works across
  * machines on PostgreSQL. Each server upserts a `server_instances` row every `intervalMs` with
  * `expires_at = now() + 3 × interval` (database clock, so machine clock skew does not matter) and
  * deletes it on shutdown; a killed server's row simply expires.

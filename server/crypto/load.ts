@@ -15,7 +15,7 @@ export interface LoadedKeys {
 export interface LoadKeysOptions {
   /**
    * Asked before a new key file would be generated: true when the database already holds
-   * encrypted data, so fresh keys could never decrypt it (a wrong HAVEN_DATA_DIR, issue 9 §2).
+   * encrypted data, so fresh keys could never decrypt it (a wrong HAVEN_DATA_DIR).
    */
   databaseHoldsEncryptedData?: () => Promise<boolean>;
 }

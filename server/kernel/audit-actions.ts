@@ -6,7 +6,7 @@ export const AUDIT_ACTIONS = [
   "auth.login",
   "auth.login_failed",
   "auth.logout",
-  // auth (issue 3): sessions, throttling, MFA, passwords, accounts, API keys
+  // auth: sessions, throttling, MFA, passwords, accounts, API keys
   "auth.login_throttled",
   "auth.lockout",
   "auth.logout_everywhere",
@@ -25,7 +25,7 @@ export const AUDIT_ACTIONS = [
   "auth.invitation_accepted",
   "auth.invitation_failed",
   "auth.invitation_revoked",
-  // issue 13: a portal invitation sent to an address that is not the patient's contact on file
+  // a portal invitation sent to an address that is not the patient's contact on file
   "auth.invitation_off_file",
   "auth.role_changed",
   "auth.account_disabled",
@@ -37,7 +37,7 @@ export const AUDIT_ACTIONS = [
   "patient.search",
   "patient.read",
   "appointment.list",
-  // appointments (issue 5): booking, state changes, live feed, availability
+  // appointments: booking, state changes, live feed, availability
   "appointment.book",
   "appointment.reschedule",
   "appointment.cancel",
@@ -49,13 +49,13 @@ export const AUDIT_ACTIONS = [
   "availability.read",
   "availability.update",
   "fhir.import",
-  // reminders (issue 6): queue claims (PHI disclosure to the cron), reports, staff views
+  // reminders: queue claims (PHI disclosure to the cron), reports, staff views
   "reminder.claim",
   "reminder.complete",
   "reminder.list",
   "reminder.stats",
   "reminder.retry",
-  // PHI protection (issue 4): accounting of disclosures, chain verification, break-the-glass,
+  // PHI protection: accounting of disclosures, chain verification, break-the-glass,
   // record export, key operations
   "audit.for_patient",
   "audit.search",
@@ -68,7 +68,7 @@ export const AUDIT_ACTIONS = [
   "patient.export",
   "keys.rotate",
   "keys.reindex",
-  // operations (issue 15): backups and restores taken by an operator
+  // operations: backups and restores taken by an operator
   "ops.backup",
   "ops.restore",
 ] as const;

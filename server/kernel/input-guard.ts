@@ -1,7 +1,7 @@
 import { ValidationError } from "./errors.ts";
 
 /**
- * Structural limits every procedure input must meet before its schema runs (issue 13): values the
+ * Structural limits every procedure input must meet before its schema runs: values the
  * schemas accept but Postgres or date arithmetic cannot handle would otherwise surface as 500s.
  * - no NUL (U+0000) in any string or key: Postgres `text` cannot store it (SQLSTATE 22021);
  * - every `Date` is valid and within [{@link EARLIEST_INSTANT}, {@link LATEST_INSTANT}): the JS

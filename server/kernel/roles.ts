@@ -15,6 +15,14 @@ export function isPrivileged(role: Role): role is PrivilegedRole {
 }
 
 /** What an API key may be used for; procedures callable by `service` declare one in `meta.scope`. */
+/** Roles that sign in with a password and hold sessions (API keys are `service`). */
+export const SESSION_ROLES = [
+  "patient",
+  "clinician",
+  "staff",
+  "admin",
+] as const satisfies readonly Role[];
+
 export const API_KEY_SCOPES = ["reminders"] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 

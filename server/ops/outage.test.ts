@@ -9,7 +9,7 @@ import { LogSink } from "../test/harness.ts";
 import { createCluster, type ThrowawayCluster } from "./cluster.ts";
 
 /**
- * PostgreSQL outage (issue 15 §4): with the database down, requests fail fast with 503 +
+ * PostgreSQL outage (clients must be able to tell "retry soon" from a bug): with the database down, requests fail fast with 503 +
  * Retry-After (never 500, never a hang), /readyz says 503, and once PostgreSQL is back Haven
  * serves again as soon as the driver's capped reconnect backoff allows. Runs on a throwaway
  * cluster on port 46010 (never the shared one).

@@ -8,7 +8,10 @@ import { type BackupManifest, MANIFEST_FORMAT, sha256File } from "./backup.ts";
 import { codeMigrations } from "./facts.ts";
 import { preflight } from "./restore.ts";
 
-/** Restore refuses, before touching any database, what it cannot restore whole (issue 15 §1). */
+/**
+ * Restore refuses, before touching any database, what it cannot restore whole (a half-restored
+ * database is worse than none).
+ */
 let dir: string;
 const keyring = testKeyring("k2026");
 let manifest: BackupManifest;

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, inject, it } from "vitest";
 import { restoreDrill } from "./test/drill.ts";
 
 /**
- * Restore drill in the default run (issue 15 §2): back up a database with fixtures and bookings,
+ * Restore drill in the default run (a backup nobody restored is not a backup): back up a database with fixtures and bookings,
  * restore into a NEW database on the test cluster, start Haven on it, check decrypt, booking,
  * chain head and the append-only refusal. Long mode repeats it into a fresh cluster
  * (ops/long/restore-cluster.test.ts).

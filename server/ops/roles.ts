@@ -1,7 +1,7 @@
 /**
  * The application role and its grants (what migration 0005_audit_append_only sets up), as one
  * statement a restore re-applies: `pg_dump --no-owner --no-privileges` carries no roles and no
- * ACLs, and roles are cluster-wide, so a fresh cluster has neither (issue 15). Without this the
+ * ACLs, and roles are cluster-wide, so a fresh cluster has neither. Without this the
  * audit tables' append-only protection by grants is gone after a restore (the trigger remains).
  * HIPAA 45 CFR 164.312(b) audit controls, 164.312(c)(1) integrity.
  */

@@ -42,13 +42,28 @@ const RANK: Record<Layer, number> = {
 
 /** Files at the server root that every layer may use (leaf modules with no server imports). */
 const PLATFORM_FILES = new Set(["server/config.ts", "server/cli.ts", "server/metrics.ts"]);
-/** The tRPC core: builders, the access middleware, the request context. */
-const RPC_FILES = new Set(["server/trpc.ts", "server/context.ts"]);
+/**
+ * The tRPC core: builders, the access middleware, the request context, the wire types the SDK
+ * shares (`api-boundary.ts`) and the output validator of tracked subscriptions.
+ */
+const RPC_FILES = new Set([
+  "server/trpc.ts",
+  "server/context.ts",
+  "server/api-boundary.ts",
+  "server/tracked-iterable.ts",
+]);
+/** Server files the SDK may import, and only for types: the router type and the wire types. */
+const SDK_TYPE_SOURCES = new Set(["server/router.ts", "server/api-boundary.ts"]);
 /** The HTTP edge and the wiring of a whole server. */
 const TRANSPORT_FILES = new Set(["server/http.ts", "server/app.ts"]);
 /** Transport a domain's service code must never import (routers may import `trpc.ts`). */
 const TRANSPORT_MODULES = new Set(["server/trpc.ts", "server/context.ts", "server/http.ts"]);
-const TRANSPORT_PACKAGES = [/^fastify($|\/)/, /^@fastify\//, /^@trpc\/server($|\/)/];
+const TRANSPORT_PACKAGES = [/^fastify($|\/)/, /^@fastify\//, /^@trpc\//];
+/** What a router must leave to its services: the database, the query builder, the audit writer. */
+const SERVICE_WORK = [/^db\//, /^drizzle-orm($|\/)/, /^postgres$/, /^@electric-sql\/pglite/];
+const AUDIT_WRITER = "server/kernel/audit.ts";
+/** Files of another domain a router may use: its wire shapes and its exported service functions. */
+const PUBLIC_DOMAIN_FILES = /^server\/[^/]+\/(schemas|service)\.ts$/;
 const INFRA_FOLDERS = new Set(["crypto", "mail"]);
 const ROOTS = ["server", "db", "client-sdk", "workers", "admin"];
 
@@ -66,7 +81,9 @@ export interface Violation {
     | "domain-imports-transport"
     | "kernel-imports-domain"
     | "consumer-imports-server"
-    | "domain-cycle";
+    | "domain-cycle"
+    | "router-does-service-work"
+    | "router-imports-domain-internals";
   edge?: ImportEdge;
   message: string;
 }
@@ -104,6 +121,11 @@ export function domainOf(path: string): string | null {
   return folder;
 }
 
+/** True for a domain's router (`server/<domain>/router.ts`), not the root `server/router.ts`. */
+export function isDomainRouter(path: string): boolean {
+  return /^server\/[^/]+\/router\.ts$/.test(path);
+}
+
 /** Classify a repository path into its layer. */
 export function layerOf(path: string): Layer {
   if (path.startsWith("client-sdk/") || path.startsWith("workers/") || path.startsWith("admin/"))
@@ -111,7 +133,7 @@ export function layerOf(path: string): Layer {
   // server/cli.ts is the shared argument-parsing helper, not an entry point.
   if (path === "server/main.ts" || (/(^|\/)cli\.ts$/.test(path) && path !== "server/cli.ts"))
     return "entry";
-  if (path.endsWith("-cli.ts") || path.startsWith("server/demo/")) return "entry";
+  if (path.endsWith("-cli.ts")) return "entry";
   if (path.startsWith("db/")) return "db";
   if (path.startsWith("server/kernel/") || PLATFORM_FILES.has(path)) return "kernel";
   if (RPC_FILES.has(path)) return "rpc";
@@ -289,8 +311,7 @@ export function analyse(repo: string): ArchitectureReport {
     const isRepoPath = known.has(e.to);
     const where = `${e.from}:${e.line} -> ${e.to}`;
     if (fromLayer === "consumer") {
-      const sdkTypes =
-        e.from.startsWith("client-sdk/") && e.to === "server/router.ts" && e.typeOnly;
+      const sdkTypes = e.from.startsWith("client-sdk/") && SDK_TYPE_SOURCES.has(e.to) && e.typeOnly;
       if ((e.to.startsWith("server/") || e.to.startsWith("db/")) && !sdkTypes)
         violations.push({
           rule: "consumer-imports-server",
@@ -298,6 +319,22 @@ export function analyse(repo: string): ArchitectureReport {
           message: `${where}: workers/, admin/ and client-sdk/ reach Haven only through @haven/client`,
         });
       continue;
+    }
+    if (isDomainRouter(e.from)) {
+      const home = domainOf(e.from);
+      const other = domainOf(e.to);
+      if (SERVICE_WORK.some((re) => re.test(e.to)) || (e.to === AUDIT_WRITER && !e.typeOnly))
+        violations.push({
+          rule: "router-does-service-work",
+          edge: e,
+          message: `${where}: a router holds input, meta, one service call and output; database access and audit writes belong in a service`,
+        });
+      else if (other && other !== home && !PUBLIC_DOMAIN_FILES.test(e.to))
+        violations.push({
+          rule: "router-imports-domain-internals",
+          edge: e,
+          message: `${where}: a router uses another domain only through its service.ts/schemas.ts; mount other routers in server/router.ts`,
+        });
     }
     if (!isRepoPath) {
       if (fromLayer === "domain" && TRANSPORT_PACKAGES.some((re) => re.test(e.to)))

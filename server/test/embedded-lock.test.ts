@@ -9,7 +9,7 @@ import { rowsOf } from "../../db/rows.ts";
 import { runScript, type ServerProcess, startServerProcess } from "./spawn.ts";
 
 /**
- * One owner per embedded data directory (issue 9 §1), with real processes: a second server, a
+ * One owner per embedded data directory, with real processes: a second server, a
  * FHIR import and a key rotation against a running embedded server all exit non-zero at once with
  * a one-line message naming the owner's pid; the owner keeps serving; after `kill -9` of the owner
  * a new start succeeds with no manual step.

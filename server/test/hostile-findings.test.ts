@@ -14,7 +14,7 @@ import {
 import { createHarness, type Harness } from "./harness.ts";
 
 /**
- * Regression tests for the hostile inputs of issue 13 that used to get HTTP 500: NUL bytes
+ * Regression tests for the hostile inputs that used to get HTTP 500: NUL bytes
  * (SQLSTATE 22021), instants at the JS Date limits, crafted cursors, the TRACE method, and internal
  * exception text in 400 messages. Each goes over HTTP through the SDK (or raw fetch for what the SDK
  * cannot send) against a server on port 0; each answer must be a typed 4xx with no internal text.

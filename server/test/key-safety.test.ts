@@ -12,7 +12,7 @@ import { LogSink } from "./harness.ts";
 import { runScript, startServerProcess } from "./spawn.ts";
 
 /**
- * Key safety across processes on PostgreSQL (issue 9 §2): servers advertise the keys they hold;
+ * Key safety across processes on PostgreSQL: servers advertise the keys they hold;
  * `keys rotate` refuses a key some live server lacks and names it, and succeeds once every server
  * holds it; a server whose keys cannot decrypt stored data refuses to start and is never ready;
  * a server is not ready while another live server encrypts under a key it lacks; no fresh key

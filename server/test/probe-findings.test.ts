@@ -7,7 +7,7 @@ import { loginWithMfa, makeOrganization, makePatient, makeUser } from "./factory
 import { createHarness, type Harness } from "./harness.ts";
 
 /**
- * Regression tests over HTTP for the protocol-level findings of issue 13: the SSE stream's
+ * Regression tests over HTTP for the protocol-level findings: the SSE stream's
  * Cache-Control, slow request bodies, API keys expiring in the past, a 1-minute idle timeout,
  * parallel correct sign-ins, and bound parameters in the logs of a failed query.
  */

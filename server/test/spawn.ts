@@ -3,7 +3,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
- * Real child processes for cross-process tests (issue 9): `node --import tsx <entry>` from the
+ * Real child processes for cross-process tests: `node --import tsx <entry>` from the
  * repository root with a chosen environment. Nothing is shared with the test process but the
  * file system and the database, exactly like `npm start` next to an operator's CLI.
  */

@@ -9,7 +9,7 @@ import { rowsOf } from "../../db/rows.ts";
 import { type CommandResult, runScript } from "./spawn.ts";
 
 /**
- * Clear failures at startup (issue 9 §3): each cause is ONE line on stderr, no stack, exit code
+ * Clear failures at startup: each cause is ONE line on stderr, no stack, exit code
  * non-zero, before any migration or seed runs. Real `server/main.ts` processes.
  */
 const NOTHING_LISTENS = 41_997;

@@ -18,7 +18,7 @@ import type { BackupManifest } from "../backup.ts";
 const run = promisify(execFile);
 
 /**
- * The restore drill (issue 15 §2), shared by the default run (restore into a new database on the
+ * The restore drill (docs/operations.md: a backup is only proven by restoring it), shared by the default run (restore into a new database on the
  * test cluster) and long mode (into a fresh cluster): fixtures + bookings → `npm run backup` →
  * `npm run restore` into the target → Haven started on it → record reads decrypt, a booking
  * succeeds, the audit chain verifies with the same head, and `UPDATE audit_events` as a member of

@@ -7,7 +7,7 @@ import { DEMO_LOGINS } from "../../demo/seed.ts";
 import { runScript, type ServerProcess, startServerProcess } from "../spawn.ts";
 
 /**
- * kill -9 loop on the embedded default (issue 9, "what it must show"): 5 cycles of a server under
+ * kill -9 loop on the embedded default: 5 cycles of a server under
  * concurrent writes (sign-ins: each acknowledged sign-in is a committed `sessions` row and an
  * `auth.login` audit row), killed with SIGKILL at a random
  * moment mid-write. Afterwards a fresh server must know every acknowledged session, and the audit

@@ -1,0 +1,78 @@
+import { z } from "zod";
+import { email, password } from "../auth/schemas.ts";
+import { API_KEY_SCOPES, ROLES } from "../kernel/roles.ts";
+import { ASSIGNABLE_ROLES } from "./policy.ts";
+
+/** Wire shapes of account administration: `auth.invitations.*`, `auth.users.*`, `auth.apiKeys.*`. */
+
+export const invitationCreateInput = z.strictObject({
+  role: z.enum(["patient", "clinician", "staff", "admin"]),
+  patientId: z.uuid().optional(),
+  practitionerId: z.uuid().optional(),
+  email: email.optional(),
+  /** 1 hour to 14 days; default 72 hours. */
+  expiresInHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 14)
+    .optional(),
+});
+export const invitationCreateOutput = z.object({ invitationId: z.uuid(), expiresAt: z.date() });
+export const invitationAcceptInput = z.strictObject({
+  token: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "the code from the invitation"),
+  /** Portal invitations: the patient's date of birth, `YYYY-MM-DD`. */
+  birthDate: z.iso.date().optional(),
+  /**
+   * Portal invitations sent to an address not on file: the 8-character code e-mailed to the
+   * patient's contact on file (ADR 0008). Case-insensitive.
+   */
+  contactCode: z
+    .string()
+    .regex(/^[0-9A-Za-z]{8}$/, "the 8-character code sent to the e-mail address on file")
+    .optional(),
+  password,
+});
+export const invitationRevokeInput = z.strictObject({ invitationId: z.uuid() });
+
+export const userIdInput = z.strictObject({ userId: z.uuid() });
+export const setRoleInput = z.strictObject({ userId: z.uuid(), role: z.enum(ASSIGNABLE_ROLES) });
+export const setDisabledInput = z.strictObject({ userId: z.uuid(), disabled: z.boolean() });
+export const sessionsRevokedOutput = z.object({ sessionsRevoked: z.number().int() });
+export const usersListOutput = z.array(
+  z.object({
+    id: z.uuid(),
+    email: z.string(),
+    role: z.enum(ROLES),
+    disabled: z.boolean(),
+    mfaEnrolled: z.boolean(),
+    createdAt: z.date(),
+    passwordChangedAt: z.date().nullable(),
+  }),
+);
+
+export const apiKeyCreateInput = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  scopes: z.array(z.enum(API_KEY_SCOPES)).min(1).max(API_KEY_SCOPES.length),
+  /** Optional expiry (UTC). */
+  expiresAt: z.date().optional(),
+});
+const apiKeyInfo = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.enum(API_KEY_SCOPES)),
+  userId: z.uuid(),
+  createdBy: z.uuid().nullable(),
+  createdAt: z.date(),
+  lastUsedAt: z.date().nullable(),
+  expiresAt: z.date().nullable(),
+  revokedAt: z.date().nullable(),
+});
+export const apiKeyCreateOutput = z.object({
+  /** The key itself: shown once, never retrievable again. */
+  key: z.string(),
+  info: apiKeyInfo,
+});
+export const apiKeyListOutput = z.array(apiKeyInfo);
+export const apiKeyRevokeInput = z.strictObject({ keyId: z.uuid() });
