@@ -1,5 +1,9 @@
 import { tracked } from "@trpc/server";
-import { availabilityRouter, slotsProcedure } from "../scheduling/router.ts";
+import {
+  availabilityRouter,
+  practitionersProcedure,
+  slotsProcedure,
+} from "../scheduling/router.ts";
 import { protectedProcedure, router, toTRPCError } from "../trpc.ts";
 import { zTrackedAsyncIterable } from "./async-iterable.ts";
 import { book, changeStatus, reschedule } from "./booking.ts";
@@ -56,6 +60,7 @@ export const appointmentsRouter = router({
     .query(({ ctx, input }) => listForPatient(ctx.deps, ctx.actor, ctx.auditActor, input)),
 
   slots: slotsProcedure,
+  practitioners: practitionersProcedure,
   availability: availabilityRouter,
 
   /**

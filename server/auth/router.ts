@@ -473,7 +473,10 @@ export const authRouter = router({
       return { revoked };
     }),
 
-  /** `auth.me` — the signed-in account (ids and role; no PHI) and its MFA state. */
+  /**
+   * `auth.me` — the signed-in account (ids and role; no PHI), its MFA state and the idle timeout
+   * in minutes that applies to it (null for patients, whose sessions have no idle timeout).
+   */
   me: protectedProcedure
     .meta({ roles: SESSION_ROLES, phi: false })
     .input(emptyInput)
@@ -488,6 +491,7 @@ export const authRouter = router({
       },
       mfaVerified: ctx.mfaVerified,
       mfaEnrolled: ctx.mfaEnrolled,
+      idleTimeoutMinutes: ctx.actor.role === "patient" ? null : ctx.sessions.idleTimeoutMinutes,
     })),
 
   sessions: sessionsRouter,
