@@ -1,5 +1,5 @@
 import { TOTP } from "otpauth";
-import { apiAs, checkBothSizes, expect, signInAs, state, test } from "./fixtures.ts";
+import { apiAs, checkBothSizes, expect, query, signInAs, state, test } from "./fixtures.ts";
 
 const PATIENT = { mrn: "475d72ca-91c7-7211-97e3-f000af33fc04", family: "Schowalter414" };
 
@@ -97,4 +97,41 @@ test("an idle staff session is signed out with a message", async ({ page, contex
   await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
   await expect(page.getByText(/signed out because the session was idle/)).toBeVisible();
   await checkBothSizes(page, "01-signed-out-idle");
+});
+
+test("a clinician opens a related patient's chart and gets a clear, audited refusal for an unrelated one", async ({
+  page,
+  context,
+}) => {
+  const [clinician] = await query<{ practitioner: string }>(
+    `SELECT p.id AS practitioner FROM practitioners p JOIN users u ON u.id = p.user_id
+      WHERE u.role = 'clinician' ORDER BY u.created_at LIMIT 1`,
+  );
+  const [related] = await query<{ id: string }>(
+    `SELECT patient_id AS id FROM care_relationships WHERE practitioner_id = $1
+      AND (valid_to IS NULL OR valid_to > now()) LIMIT 1`,
+    [clinician?.practitioner],
+  );
+  const [unrelated] = await query<{ id: string }>(
+    `SELECT id FROM patients WHERE id NOT IN
+      (SELECT patient_id FROM care_relationships WHERE practitioner_id = $1) LIMIT 1`,
+    [clinician?.practitioner],
+  );
+  if (!related || !unrelated) throw new Error("demo data lacks a related/unrelated patient");
+  await signInAs(context, "clinician");
+  await page.goto(`/admin/patients/${related.id}`);
+  await expect(page.getByRole("heading", { name: "Demographics" })).toBeVisible();
+  await checkBothSizes(page, "04-chart");
+  await page.goto(`/admin/patients/${unrelated.id}`);
+  await expect(
+    page.getByRole("heading", { name: "You do not have access to this patient's chart" }),
+  ).toBeVisible();
+  await checkBothSizes(page, "04-chart-refused");
+  const denied = await query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM audit_events WHERE patient_id = $1 AND outcome = 'denied'`,
+    [unrelated.id],
+  );
+  expect(denied[0]?.n).toBeGreaterThan(0);
+  await page.goto("/admin/patients");
+  await checkBothSizes(page, "04-patient-search");
 });

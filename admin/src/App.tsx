@@ -5,10 +5,17 @@ import { SessionGate, useSession } from "./session.tsx";
 import { Button, Loading } from "./ui.tsx";
 
 const Schedule = lazy(() => import("./screens/Schedule.tsx"));
+const PatientFind = lazy(() =>
+  import("./screens/Patients.tsx").then((m) => ({ default: m.PatientFind })),
+);
+const PatientChart = lazy(() =>
+  import("./screens/Patients.tsx").then((m) => ({ default: m.PatientChart })),
+);
 
 type Role = "patient" | "clinician" | "staff" | "admin" | "service";
 const NAV: { to: string; label: string; roles: readonly Role[] }[] = [
   { to: "/schedule", label: "Schedule", roles: ["clinician", "staff", "admin"] },
+  { to: "/patients", label: "Patients", roles: ["clinician", "staff", "admin"] },
 ];
 
 function Shell() {
@@ -37,6 +44,8 @@ function Shell() {
         <Suspense fallback={<Loading />}>
           <Routes>
             <Route path="/schedule" element={<Schedule />} />
+            <Route path="/patients" element={<PatientFind />} />
+            <Route path="/patients/:patientId" element={<PatientChart />} />
             <Route path="*" element={<Navigate to={nav[0]?.to ?? "/schedule"} replace />} />
           </Routes>
         </Suspense>
