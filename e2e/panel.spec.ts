@@ -27,7 +27,11 @@ test("full UI sign-in with password and TOTP lands on the schedule", async ({ pa
   await expect(page.getByRole("heading", { name: "Schedule" })).toBeVisible();
   const cookies = await page.context().cookies();
   expect(cookies.find((c) => c.name === "haven_session")?.httpOnly).toBe(true);
-  expect(await page.evaluate(() => Object.keys(window.localStorage))).toEqual([]);
+  expect(
+    await page.evaluate(() =>
+      Object.keys((globalThis as unknown as { localStorage: object }).localStorage),
+    ),
+  ).toEqual([]);
 });
 
 test("front desk books a free slot; a second context's schedule updates without reload", async ({
