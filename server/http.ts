@@ -13,6 +13,7 @@ import Fastify, {
 } from "fastify";
 import { v7 as uuidv7 } from "uuid";
 import type { DatabaseHandle } from "../db/client.ts";
+import { adminStatic } from "./admin-static.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
@@ -253,6 +254,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       },
     },
   } satisfies FastifyTRPCPluginOptions<AppRouter>);
+
+  // The clinic staff panel (admin/dist) at /admin/, with its own CSP and caching.
+  await app.register(adminStatic);
 
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(404).send({ error: { message: "Not found", code: "NOT_FOUND" } }),

@@ -1,3 +1,4 @@
+import { adminBuilt } from "./admin-static.ts";
 import { startHaven } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { DEMO_LOGINS } from "./demo/seed.ts";
@@ -30,6 +31,9 @@ try {
     "",
     `Haven is ready in ${ms} ms (${mode}).`,
     `  API (tRPC):  ${haven.url}/trpc`,
+    adminBuilt()
+      ? `  Admin panel: ${haven.url}/admin/`
+      : "  Admin panel: not built (run `npm run build:admin`, then restart)",
     `  Health:      ${haven.url}/healthz   Readiness: ${haven.url}/readyz   Metrics: ${haven.url}/metrics`,
   ];
   if (haven.keysGenerated) {

@@ -6,7 +6,7 @@ import { authProcedures } from "./auth/router.ts";
 import { mfaRouter } from "./mfa/router.ts";
 import { patientsRouter } from "./patients/router.ts";
 import { remindersRouter } from "./reminders/router.ts";
-import { availabilityRouter, slotsProcedure } from "./scheduling/router.ts";
+import { availabilityRouter, practitionersProcedure, slotsProcedure } from "./scheduling/router.ts";
 import { router } from "./trpc.ts";
 
 /**
@@ -25,6 +25,7 @@ const authRouter = router({
 const appointmentsRouter = router({
   ...appointmentsProcedures,
   slots: slotsProcedure,
+  practitioners: practitionersProcedure,
   availability: availabilityRouter,
 });
 

@@ -15,15 +15,24 @@ export interface SessionIo {
   setCookie: (cookie: CookieSpec) => void;
 }
 
-/** The caller as `auth.me` describes it: ids and role (no PHI) and its MFA state. */
+/**
+ * The caller as `auth.me` describes it: ids and role (no PHI), its MFA state, and the idle timeout
+ * in minutes that applies to it (null for patients, whose sessions have no idle timeout), so a
+ * browser can sign out at the moment the server would (45 CFR 164.312(a)(2)(iii)).
+ */
 export interface WhoAmI {
   user: Pick<Actor, "role" | "organizationId" | "patientId" | "practitionerId"> & { id: string };
   mfaVerified: boolean;
   mfaEnrolled: boolean;
+  idleTimeoutMinutes: number | null;
 }
 
 /** Describe the signed-in caller for `auth.me` from what authentication already resolved. */
-export function whoAmI(actor: Actor, mfa: { verified: boolean; enrolled: boolean }): WhoAmI {
+export function whoAmI(
+  actor: Actor,
+  mfa: { verified: boolean; enrolled: boolean },
+  idleTimeoutMinutes: number,
+): WhoAmI {
   return {
     user: {
       id: actor.userId,
@@ -34,6 +43,7 @@ export function whoAmI(actor: Actor, mfa: { verified: boolean; enrolled: boolean
     },
     mfaVerified: mfa.verified,
     mfaEnrolled: mfa.enrolled,
+    idleTimeoutMinutes: actor.role === "patient" ? null : idleTimeoutMinutes,
   };
 }
 

@@ -140,13 +140,20 @@ export const authProcedures = {
     .output(revokedCountOutput)
     .mutation(({ ctx }) => logoutEverywhere(ctx.deps, ctx, ctx.actor, ctx.auditActor)),
 
-  /** `auth.me` — the signed-in account (ids and role; no PHI) and its MFA state. */
+  /**
+   * `auth.me` — the signed-in account (ids and role; no PHI), its MFA state and the idle timeout
+   * in minutes that applies to it (null for patients, whose sessions have no idle timeout).
+   */
   me: protectedProcedure
     .meta({ roles: SESSION_ROLES, phi: false })
     .input(emptyInput)
     .output(meOutput)
     .query(({ ctx }) =>
-      whoAmI(ctx.actor, { verified: ctx.mfaVerified, enrolled: ctx.mfaEnrolled }),
+      whoAmI(
+        ctx.actor,
+        { verified: ctx.mfaVerified, enrolled: ctx.mfaEnrolled },
+        ctx.sessions.idleTimeoutMinutes,
+      ),
     ),
 
   sessions: sessionsRouter,

@@ -40,6 +40,11 @@ export const meOutput = z.object({
   user: sessionUserOutput,
   mfaVerified: z.boolean(),
   mfaEnrolled: z.boolean(),
+  /**
+   * Minutes without activity after which the server ends this session (clinician/staff/admin;
+   * null for patients): a browser signs itself out at the same moment, with a message.
+   */
+  idleTimeoutMinutes: z.number().int().positive().nullable(),
 });
 
 export const okOutput = z.object({ ok: z.literal(true) });

@@ -4,6 +4,7 @@ import {
   addExceptionInput,
   availabilityOutput,
   getAvailabilityInput,
+  practitionersOutput,
   removeExceptionInput,
   setWeeklyInput,
   slotsInput,
@@ -13,6 +14,7 @@ import {
   addException,
   findSlots,
   getAvailability,
+  listPractitioners,
   removeException,
   setWeeklyHours,
 } from "./service.ts";
@@ -79,3 +81,14 @@ export const availabilityRouter = router({
     .output(z.object({ ok: z.literal(true) }))
     .mutation(({ ctx, input }) => removeException(ctx.deps, ctx.actor, ctx.auditActor, input)),
 });
+
+/**
+ * `appointments.practitioners` — `{}` → `{ organizationId, timeZone, items: [{ id, name }] }`: the
+ * practitioners of the caller's organization, sorted by name, and the clinic's IANA zone (the admin
+ * panel's calendar picker). Workforce data, not PHI. Errors: UNAUTHORIZED, FORBIDDEN (role).
+ */
+export const practitionersProcedure = protectedProcedure
+  .meta({ roles: MANAGERS, phi: false })
+  .input(z.strictObject({}))
+  .output(practitionersOutput)
+  .query(({ ctx }) => listPractitioners(ctx.deps, ctx.actor));

@@ -153,3 +153,10 @@ export const slotsOutput = z.object({
     }),
   ),
 });
+
+/** `appointments.practitioners` output: the caller's clinic, its zone and its practitioners. */
+export const practitionersOutput = z.object({
+  organizationId: z.uuid(),
+  timeZone: z.string(),
+  items: z.array(z.object({ id: z.uuid(), name: z.string() })),
+});

@@ -477,3 +477,26 @@ export async function seedDemoHours(db: Executor, practitionerId: string): Promi
     })),
   );
 }
+
+/**
+ * `appointments.practitioners`: the practitioners of the caller's own organization, by name, with
+ * the clinic's IANA time zone — what a front desk picks a calendar from. Workforce names are not
+ * PHI; nothing is audited. Shape: `{ organizationId, timeZone, items: [{ id, name }] }`.
+ * Errors: none beyond the router's role check (the organization comes from the session).
+ */
+export async function listPractitioners(
+  deps: ServiceDeps,
+  actor: Actor,
+): Promise<{ organizationId: string; timeZone: string; items: { id: string; name: string }[] }> {
+  const [org] = await deps.db
+    .select({ timeZone: organizations.timezone })
+    .from(organizations)
+    .where(eq(organizations.id, actor.organizationId))
+    .limit(1);
+  const items = await deps.db
+    .select({ id: practitioners.id, name: practitioners.name })
+    .from(practitioners)
+    .where(eq(practitioners.organizationId, actor.organizationId))
+    .orderBy(asc(practitioners.name), asc(practitioners.id));
+  return { organizationId: actor.organizationId, timeZone: org?.timeZone ?? "UTC", items };
+}

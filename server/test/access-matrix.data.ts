@@ -55,6 +55,7 @@ export const ACCESS_MATRIX: Record<string, MatrixEntry> = {
   "patients.exportMyRecord": { roles: ["patient"], row: "self" },
   "appointments.listForPatient": { roles: SIGNED_IN, row: "patient" },
   "appointments.slots": { roles: SIGNED_IN, row: "org" },
+  "appointments.practitioners": { roles: CALENDAR, row: "org" },
   "appointments.availability.get": { roles: SIGNED_IN, row: "org" },
   "appointments.availability.setWeekly": { roles: CALENDAR, row: "org" },
   "appointments.availability.addException": { roles: CALENDAR, row: "org" },

@@ -396,3 +396,21 @@ describe("access matrix as data, over HTTP", () => {
     expect(mismatches).toEqual([]);
   }, 120_000);
 });
+
+describe("appointments.practitioners lists the caller's own clinic only", () => {
+  it("staff see their organization's practitioners; patients and anonymous callers are refused", async () => {
+    const a = await h.caller(actors.staffA as Actor).appointments.practitioners({});
+    expect(a.organizationId).toBe(orgA);
+    const [treating] = await h.deps.db
+      .select({ id: practitioners.id })
+      .from(practitioners)
+      .where(eq(practitioners.userId, (actors.treatingClinician as Actor).userId));
+    expect(a.items.map((p) => p.id)).toContain(treating?.id);
+    const b = await h.caller(actors.staffB as Actor).appointments.practitioners({});
+    expect(b.items.map((p) => p.id)).not.toContain(treating?.id);
+    expect(await codeOf(h.caller(actors.patientA as Actor).appointments.practitioners({}))).toBe(
+      "FORBIDDEN",
+    );
+    expect(await codeOf(h.caller(null).appointments.practitioners({}))).toBe("UNAUTHORIZED");
+  });
+});
