@@ -119,7 +119,20 @@ export async function startHaven(
       onError: (err) =>
         log.warn({ err: err instanceof Error ? err.name : "error" }, "instance heartbeat failed"),
     });
-    await heartbeat.register();
+    try {
+      await heartbeat.register();
+    } catch (err) {
+      if (
+        (err as { code?: unknown }).code === "42P01" ||
+        (err as { cause?: { code?: unknown } }).cause?.code === "42P01"
+      ) {
+        throw new StartupError(
+          "The database schema is behind this version of Haven (table server_instances is missing): " +
+            "run `npm run db:migrate`, or start with HAVEN_MIGRATE_ON_START=true.",
+        );
+      }
+      throw err;
+    }
     const services: AppServices = {
       deps,
       log,
