@@ -55,8 +55,8 @@ export interface RunningHaven {
 }
 
 /**
- * Boot Haven from validated config: database (embedded: its data-directory lock), reachability,
- * port, keys (never a fresh key file for a database holding ciphertext), migrations unless
+ * Boot Haven from validated config: env key format, port, database (embedded: its data-directory
+ * lock), reachability, keys (never a fresh key file for a database holding ciphertext), migrations unless
  * disabled, the per-key canary and blind-index checks, the key heartbeat, demo data (embedded
  * default), then the HTTP server on HOST:PORT (PORT 0 = any free port).
  * @throws StartupError / DataDirLockedError / KeyError with a one-line cause, before any migration
