@@ -55,8 +55,8 @@ export interface RunningHaven {
 }
 
 /**
- * Boot Haven from validated config: database (embedded: its data-directory lock), reachability,
- * port, keys (never a fresh key file for a database holding ciphertext), migrations unless
+ * Boot Haven from validated config: env key format, port, database (embedded: its data-directory
+ * lock), reachability, keys (never a fresh key file for a database holding ciphertext), migrations unless
  * disabled, the per-key canary and blind-index checks, the key heartbeat, demo data (embedded
  * default), then the HTTP server on HOST:PORT (PORT 0 = any free port).
  * @throws StartupError / DataDirLockedError / KeyError with a one-line cause, before any migration
@@ -119,7 +119,20 @@ export async function startHaven(
       onError: (err) =>
         log.warn({ err: err instanceof Error ? err.name : "error" }, "instance heartbeat failed"),
     });
-    await heartbeat.register();
+    try {
+      await heartbeat.register();
+    } catch (err) {
+      if (
+        (err as { code?: unknown }).code === "42P01" ||
+        (err as { cause?: { code?: unknown } }).cause?.code === "42P01"
+      ) {
+        throw new StartupError(
+          "The database schema is behind this version of Haven (table server_instances is missing): " +
+            "run `npm run db:migrate`, or start with HAVEN_MIGRATE_ON_START=true.",
+        );
+      }
+      throw err;
+    }
     const services: AppServices = {
       deps,
       log,

@@ -108,7 +108,7 @@ export function parseEnvKeys(phiKeys: string, blindIndexKey: string): KeyMateria
   });
   if (!BASE64_32.test(blindIndexKey.trim())) {
     throw new KeyError(
-      "HAVEN_BLIND_INDEX_KEY must be 32 random bytes in base64 (44 characters: `openssl rand -base64 32`)",
+      "HAVEN_BLIND_INDEX_KEY (the blind index key) must be 32 random bytes in base64 (44 characters: `openssl rand -base64 32`)",
     );
   }
   const blind = Buffer.from(blindIndexKey.trim(), "base64");

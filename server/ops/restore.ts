@@ -8,6 +8,7 @@ import { pgcrypto } from "@electric-sql/pglite/contrib/pgcrypto";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
+import { lockDataDir } from "../../db/lock.ts";
 import { rowsOf } from "../../db/rows.ts";
 import { verifyAuditChain } from "../audit/chain.ts";
 import { blindIndexFingerprint, checkBlindIndexKey } from "../crypto/fingerprint.ts";
@@ -208,11 +209,17 @@ async function restorePayload(
   }
   progress({ step: "unpacking the PGlite data directory" });
   const blob = new Blob([await readFile(payload)]);
-  const loaded = await PGlite.create(dir, {
-    loadDataDir: blob,
-    extensions: { btree_gist, pgcrypto },
-  });
-  await loaded.close();
+  // Unpacking is a PGlite open too: under the data-directory lock (db/lock.ts).
+  const lock = await lockDataDir(dir);
+  try {
+    const loaded = await PGlite.create(dir, {
+      loadDataDir: blob,
+      extensions: { btree_gist, pgcrypto },
+    });
+    await loaded.close();
+  } finally {
+    await lock.release();
+  }
   // From here on through the normal open path (and its data-directory lock).
   return await openDatabase({ pgliteDir: dir });
 }

@@ -34,8 +34,9 @@ async function ready(url: string): Promise<number> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "haven-lock-"));
-  owner = await startServerProcess(env());
-}, 90_000);
+  // Generous: a PGlite first start (initdb + migrations) takes minutes on a saturated CI machine.
+  owner = await startServerProcess(env(), 180_000);
+}, 200_000);
 
 afterAll(async () => {
   await owner?.stop();
@@ -92,10 +93,12 @@ describe("embedded data-directory lock (real processes)", () => {
     expect(await ready(owner.url)).toBe(200);
   });
 
-  it("after kill -9 of the owner a new server starts with no manual step, and the refused import wrote nothing", async () => {
+  it("after kill -9 of the owner a new server starts with no manual step, and the refused import wrote nothing", {
+    timeout: 240_000,
+  }, async () => {
     if (!owner) throw new Error("owner not started");
     await owner.kill9();
-    owner = await startServerProcess(env());
+    owner = await startServerProcess(env(), 180_000);
     expect(await ready(owner.url)).toBe(200);
     await owner.stop();
     owner = undefined;

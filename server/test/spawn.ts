@@ -37,7 +37,7 @@ export function runScript(
   script: string,
   args: string[],
   env: Record<string, string>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<CommandResult> {
   const started = performance.now();
   return new Promise((resolvePromise, reject) => {
