@@ -17,7 +17,7 @@ import { createConnection, createServer, type Server } from "node:net";
  * consulted to decide who owns the directory.
  *
  * Scope: the lock excludes processes that share a kernel and (on Linux) a network namespace, the
- * case of `npm start` twice or a CLI beside a running server. See docs/decisions/0009.
+ * case of `npm start` twice or a CLI beside a running server. See docs/decisions/0012.
  */
 
 /** Thrown when another live process holds the data directory. The message is one line. */

@@ -83,7 +83,7 @@ const t = initTRPC
   });
 
 /**
- * Haven's answer for a failed call, the same over tRPC (the error formatter) and REST (ADR 0009):
+ * Haven's answer for a failed call, the same over tRPC (the error formatter) and REST (ADR 0010):
  * INTERNAL_SERVER_ERROR becomes a generic text with the request id (never a stack, SQL or internal
  * message: ARCHITECTURE §3, OWASP ASVS 7.4.1); BAD_REQUEST input errors list field issues (at most
  * 50; the first 5 in the message); domain errors add their `reason`, throttling its
