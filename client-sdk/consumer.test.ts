@@ -78,8 +78,11 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
+// Each step shells out (tsc, node, npm): give them room on a loaded CI machine.
+const STEP = { timeout: 240_000 };
+
 describe("@haven/client from its tarball, in a standalone strict project", () => {
-  it("prints the tarball and declaration sizes", async () => {
+  it("prints the tarball and declaration sizes", STEP, async () => {
     const tgz = (await stat(tarball)).size;
     const dts = (await stat(join(consumer, "node_modules/@haven/client/dist/index.d.ts"))).size;
     console.log(`[consumer] tarball ${tgz} B; dist/index.d.ts ${dts} B`);
@@ -90,76 +93,95 @@ describe("@haven/client from its tarball, in a standalone strict project", () =>
     expect(files.every((f) => /^package\/(dist\/|README\.md$|package\.json$)/.test(f))).toBe(true);
   });
 
-  it("installs only the SDK, its dependencies and the peers (no server packages)", async () => {
-    const modules = await readdir(join(consumer, "node_modules"));
-    for (const forbidden of ["drizzle-orm", "postgres", "fastify", "lucia", "pino", "zod"]) {
-      expect(modules).not.toContain(forbidden);
-    }
-  });
+  it(
+    "installs only the SDK, its dependencies and the peers (no server packages)",
+    STEP,
+    async () => {
+      const modules = await readdir(join(consumer, "node_modules"));
+      for (const forbidden of ["drizzle-orm", "postgres", "fastify", "lucia", "pino", "zod"]) {
+        expect(modules).not.toContain(forbidden);
+      }
+    },
+  );
 
-  it("(a)+(c) typechecks strictly with skipLibCheck false, including the no-any walk", async () => {
-    const tsconfig = JSON.parse(await readFile(join(consumer, "tsconfig.json"), "utf8"));
-    expect(tsconfig.compilerOptions.skipLibCheck).toBe(false);
-    expect(tsconfig.compilerOptions.strict).toBe(true);
-    const out = await sh(tsc, ["-p", "tsconfig.json"], consumer);
-    expect(`${out.stdout}${out.stderr}`).toBe("");
-    expect("code" in out).toBe(false);
-  });
+  it(
+    "(a)+(c) typechecks strictly with skipLibCheck false, including the no-any walk",
+    STEP,
+    async () => {
+      const tsconfig = JSON.parse(await readFile(join(consumer, "tsconfig.json"), "utf8"));
+      expect(tsconfig.compilerOptions.skipLibCheck).toBe(false);
+      expect(tsconfig.compilerOptions.strict).toBe(true);
+      const out = await sh(tsc, ["-p", "tsconfig.json"], consumer);
+      expect(`${out.stdout}${out.stderr}`).toBe("");
+      expect("code" in out).toBe(false);
+    },
+  );
 
-  it("(b) every @ts-expect-error is needed: removing them yields exactly that many errors", async () => {
-    const file = join(consumer, "src", "types.ts");
-    const source = await readFile(file, "utf8");
-    const directives = source.match(/^\s*\/\/ @ts-expect-error/gm) ?? [];
-    expect(directives.length).toBeGreaterThanOrEqual(3);
-    const stripped = join(consumer, "src", "types-stripped.ts");
-    await writeFile(stripped, source.replace(/^(\s*)\/\/ @ts-expect-error.*$/gm, "$1// (removed)"));
-    try {
-      const out = await sh(
-        tsc,
-        ["-p", "tsconfig.json", "--noEmit", "--pretty", "false"],
-        consumer,
+  it(
+    "(b) every @ts-expect-error is needed: removing them yields exactly that many errors",
+    STEP,
+    async () => {
+      const file = join(consumer, "src", "types.ts");
+      const source = await readFile(file, "utf8");
+      const directives = source.match(/^\s*\/\/ @ts-expect-error/gm) ?? [];
+      expect(directives.length).toBeGreaterThanOrEqual(3);
+      const stripped = join(consumer, "src", "types-stripped.ts");
+      await writeFile(
+        stripped,
+        source.replace(/^(\s*)\/\/ @ts-expect-error.*$/gm, "$1// (removed)"),
       );
-      const errors = out.stdout.split("\n").filter((l) => l.startsWith("src/types-stripped.ts("));
-      // One error per removed directive (each guards exactly one line).
-      expect(errors.length).toBe(directives.length);
-    } finally {
-      await rm(stripped);
-    }
-  });
+      try {
+        const out = await sh(
+          tsc,
+          ["-p", "tsconfig.json", "--noEmit", "--pretty", "false"],
+          consumer,
+        );
+        const errors = out.stdout.split("\n").filter((l) => l.startsWith("src/types-stripped.ts("));
+        // One error per removed directive (each guards exactly one line).
+        expect(errors.length).toBe(directives.length);
+      } finally {
+        await rm(stripped);
+      }
+    },
+  );
 
-  it("(d) signs in with TOTP, searches, lists slots, books and cancels, in plain node", async () => {
-    const c = await makeClinic(h);
-    const secret = await enrolTotpDirectly(h.deps, c.staff.userId);
-    const url = await h.listen();
-    // verifyFreshTotp checks the code against the injected clock: keep it on the wall clock.
-    h.clock.now = new Date();
-    const built = await sh(tsc, ["-p", "tsconfig.build.json"], consumer);
-    expect(`${built.stdout}${built.stderr}`).toBe("");
-    const search = await h.caller(c.staff.actor).patients.get({ patientId: c.patient.id });
-    const from = new Date(Date.now() + 2 * 24 * 3600 * 1000);
-    const out = await sh(process.execPath, ["out/live.js"], consumer, {
-      HAVEN_URL: url,
-      HAVEN_EMAIL: c.staff.email,
-      HAVEN_PASSWORD: c.staff.password,
-      HAVEN_TOTP: totpCode(secret, h.deps.now()),
-      HAVEN_MRN: String(search.demographics.mrn),
-      HAVEN_PRACTITIONER: c.practitionerId,
-      HAVEN_FROM: from.toISOString(),
-    });
-    expect(out.stderr).toBe("");
-    const line = JSON.parse(out.stdout.trim().split("\n").at(-1) ?? "{}");
-    console.log(`[consumer] live: ${JSON.stringify(line)}`);
-    expect(line).toMatchObject({
-      role: "staff",
-      patientId: c.patient.id,
-      startsAtIsDate: true,
-      bookedStatus: "booked",
-      conflict: expect.any(String),
-      cancelledStatus: "cancelled",
-    });
-  });
+  it(
+    "(d) signs in with TOTP, searches, lists slots, books and cancels, in plain node",
+    STEP,
+    async () => {
+      const c = await makeClinic(h);
+      const secret = await enrolTotpDirectly(h.deps, c.staff.userId);
+      const url = await h.listen();
+      // verifyFreshTotp checks the code against the injected clock: keep it on the wall clock.
+      h.clock.now = new Date();
+      const built = await sh(tsc, ["-p", "tsconfig.build.json"], consumer);
+      expect(`${built.stdout}${built.stderr}`).toBe("");
+      const search = await h.caller(c.staff.actor).patients.get({ patientId: c.patient.id });
+      const from = new Date(Date.now() + 2 * 24 * 3600 * 1000);
+      const out = await sh(process.execPath, ["out/live.js"], consumer, {
+        HAVEN_URL: url,
+        HAVEN_EMAIL: c.staff.email,
+        HAVEN_PASSWORD: c.staff.password,
+        HAVEN_TOTP: totpCode(secret, h.deps.now()),
+        HAVEN_MRN: String(search.demographics.mrn),
+        HAVEN_PRACTITIONER: c.practitionerId,
+        HAVEN_FROM: from.toISOString(),
+      });
+      expect(out.stderr).toBe("");
+      const line = JSON.parse(out.stdout.trim().split("\n").at(-1) ?? "{}");
+      console.log(`[consumer] live: ${JSON.stringify(line)}`);
+      expect(line).toMatchObject({
+        role: "staff",
+        patientId: c.patient.id,
+        startsAtIsDate: true,
+        bookedStatus: "booked",
+        conflict: expect.any(String),
+        cancelledStatus: "cancelled",
+      });
+    },
+  );
 
-  it("attw and publint are clean on the tarball", async () => {
+  it("attw and publint are clean on the tarball", STEP, async () => {
     const [attw, publint] = await Promise.all([
       // ESM-only package: the node16-from-CJS column is "dynamic import only" by design.
       sh(bin("attw"), [tarball, "--profile", "esm-only", "--format", "table-flipped"], work),
