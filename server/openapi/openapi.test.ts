@@ -45,8 +45,10 @@ async function call(
   return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : null };
 }
 
+let signIns = 0;
+/** Staff sign-in + real TOTP over REST; each call moves the clock a TOTP step on (replay guard). */
 async function staffToken(): Promise<string> {
-  h.clock.now = new Date();
+  h.clock.now = new Date(Date.now() + signIns++ * 60_000);
   const login = await call("POST", "/auth/sign-in", {
     body: { email: c.staff.email, password: c.staff.password },
   });
