@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeClinic } from "../server/appointments/fixtures.ts";
 import { enrolTotpDirectly, totpCode } from "../server/mfa/service.ts";
+import { makeUser } from "../server/test/factory.ts";
 import { createHarness, type Harness } from "../server/test/harness.ts";
 
 /**
@@ -26,6 +27,12 @@ let work: string;
 let consumer: string;
 let tarball: string;
 let h: Harness;
+let c: Awaited<ReturnType<typeof makeClinic>>;
+let url: string;
+/** TOTP secrets: the SDK run and the REST run sign in as different staff (TOTP replay guard). */
+let sdkSecret: string;
+let restUser: Awaited<ReturnType<typeof makeUser>>;
+let restSecret: string;
 
 async function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   try {
@@ -71,7 +78,19 @@ beforeAll(async () => {
     consumer,
   );
   if ("code" in installed) throw new Error(`npm install failed:\n${installed.stderr}`);
-}, 240_000);
+
+  c = await makeClinic(h);
+  sdkSecret = await enrolTotpDirectly(h.deps, c.staff.userId);
+  restUser = await makeUser(h.deps, "staff", c.organizationId);
+  restSecret = await enrolTotpDirectly(h.deps, restUser.userId);
+  url = await h.listen();
+  // The REST client's types come from the live server's document (openapi-typescript).
+  const doc = await fetch(`${url}/openapi.json`);
+  if (doc.status !== 200) throw new Error(`/openapi.json answered ${doc.status}`);
+  await writeFile(join(consumer, "openapi.json"), await doc.text());
+  const generated = await sh("npm", ["run", "generate"], consumer);
+  if ("code" in generated) throw new Error(`openapi-typescript failed:\n${generated.stderr}`);
+}, 400_000);
 
 afterAll(async () => {
   await h?.close();
@@ -162,7 +181,7 @@ describe("@haven/client from its tarball, in a standalone strict project", () =>
         HAVEN_URL: url,
         HAVEN_EMAIL: c.staff.email,
         HAVEN_PASSWORD: c.staff.password,
-        HAVEN_TOTP: totpCode(secret, h.deps.now()),
+        HAVEN_TOTP: totpCode(sdkSecret, h.deps.now()),
         HAVEN_MRN: String(search.demographics.mrn),
         HAVEN_PRACTITIONER: c.practitionerId,
         HAVEN_FROM: from.toISOString(),
@@ -178,6 +197,39 @@ describe("@haven/client from its tarball, in a standalone strict project", () =>
         conflict: expect.any(String),
         cancelledStatus: "cancelled",
       });
+    },
+  );
+
+  it(
+    "openapi-fetch on generated types (no Haven types) signs in, finds a slot and books it",
+    STEP,
+    async () => {
+      const source = await readFile(join(consumer, "src", "rest.ts"), "utf8");
+      expect(source).not.toMatch(/@haven\//);
+      const built = await sh(tsc, ["-p", "tsconfig.build.json"], consumer);
+      expect(`${built.stdout}${built.stderr}`).toBe("");
+      h.clock.now = new Date();
+      const search = await h.caller(c.staff.actor).patients.get({ patientId: c.patient.id });
+      const out = await sh(process.execPath, ["out/rest.js"], consumer, {
+        HAVEN_URL: url,
+        HAVEN_EMAIL: restUser.email,
+        HAVEN_PASSWORD: restUser.password,
+        HAVEN_TOTP: totpCode(restSecret, h.deps.now()),
+        HAVEN_MRN: String(search.demographics.mrn),
+        HAVEN_PRACTITIONER: c.practitionerId,
+        HAVEN_FROM: new Date(Date.now() + 2 * 24 * 3600 * 1000).toISOString(),
+      });
+      expect(out.stderr).toBe("");
+      const line = JSON.parse(out.stdout.trim().split("\n").at(-1) ?? "{}");
+      console.log(`[consumer] openapi-fetch: ${JSON.stringify(line)}`);
+      expect(line).toMatchObject({
+        patientId: c.patient.id,
+        bookedStatus: "booked",
+        againStatus: 409,
+        againCode: "CONFLICT",
+      });
+      expect(line.bookedStartsAt).toBe(line.slotStartsAt);
+      expect(line.bookedStartsAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     },
   );
 
