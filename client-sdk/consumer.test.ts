@@ -168,9 +168,6 @@ describe("@haven/client from its tarball, in a standalone strict project", () =>
     "(d) signs in with TOTP, searches, lists slots, books and cancels, in plain node",
     STEP,
     async () => {
-      const c = await makeClinic(h);
-      const secret = await enrolTotpDirectly(h.deps, c.staff.userId);
-      const url = await h.listen();
       // verifyFreshTotp checks the code against the injected clock: keep it on the wall clock.
       h.clock.now = new Date();
       const built = await sh(tsc, ["-p", "tsconfig.build.json"], consumer);
