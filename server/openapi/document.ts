@@ -55,7 +55,7 @@ export function toJsonSchema(schema: ZodType, io: "input" | "output"): JsonSchem
 const ERROR_CODES = Object.keys(TRPC_ERROR_CODES_BY_KEY);
 
 /**
- * The one error shape of every REST failure (ADR 0009): the same fields as `data` in tRPC errors
+ * The one error shape of every REST failure (ADR 0010): the same fields as `data` in tRPC errors
  * (`describeError`), so the same codes and reasons. 4xx/5xx statuses follow tRPC's mapping.
  */
 export const ERROR_SCHEMA: JsonSchema = {

@@ -8,7 +8,7 @@ import { createHarness, type Harness } from "../test/harness.ts";
 import { REST_OPERATIONS } from "./operations.ts";
 
 /**
- * The OpenAPI door (issue 11, ADR 0009): the document lints clean with Redocly's recommended
+ * The OpenAPI door (issue 11, ADR 0010): the document lints clean with Redocly's recommended
  * rules, and the REST subset really goes through the procedures (MFA, roles, audit, CSRF rule,
  * typed error shape) over HTTP against Postgres.
  */

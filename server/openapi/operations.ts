@@ -1,5 +1,5 @@
 /**
- * The curated REST subset (issue 11, ADR 0009): which tRPC procedure each REST operation calls.
+ * The curated REST subset (issue 11, ADR 0010): which tRPC procedure each REST operation calls.
  * The REST layer adds nothing of its own: input and output schemas are the procedures' zod
  * schemas, and every call goes through the same procedure (roles, MFA, audit, throttles).
  */

@@ -26,7 +26,7 @@ export const DOCS_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
   "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/** REST error body (ADR 0009): `{ error: { code, message, httpStatus, requestId, issues, reason, retryAfterSeconds } }`. */
+/** REST error body (ADR 0010): `{ error: { code, message, httpStatus, requestId, issues, reason, retryAfterSeconds } }`. */
 function errorBody(error: TRPCError, requestId: string) {
   const { message, data } = describeError(error, requestId);
   return { status: data.httpStatus, body: { error: { ...data, message } } };
