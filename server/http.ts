@@ -19,6 +19,7 @@ import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
 import { TooManyRequestsError } from "./kernel/errors.ts";
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
+import { openApiPlugin } from "./openapi/plugin.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess, toTRPCError } from "./trpc.ts";
 
@@ -87,6 +88,44 @@ export function isCsrfSafe(req: FastifyRequest, allowed: Set<string>): boolean {
   }
   if (hasCookie && req.headers["sec-fetch-site"] === "cross-site") return originOk;
   return true;
+}
+
+/**
+ * The request context for an HTTP call (tRPC and the REST adapter alike): the session from the
+ * `Authorization: Bearer` header or the session cookie, its MFA state, request id, IP and
+ * user agent; refreshes the sliding session cookie. A database outage while resolving the session
+ * is a 503 (`toTRPCError`), never a 500.
+ * @throws TRPCError SERVICE_UNAVAILABLE when the session store is down
+ */
+export async function createRequestContext(
+  services: AppServices,
+  req: FastifyRequest,
+  res: FastifyReply,
+): Promise<Context> {
+  const setCookie = (c: CookieSpec) => {
+    void res.setCookie(c.name, c.value, c.attributes);
+  };
+  const cookieToken = req.cookies[SESSION_COOKIE];
+  // A database outage while resolving the session is a 503, not a 500 (toTRPCError).
+  const auth = await authenticate(services, {
+    authorization: req.headers.authorization,
+    cookie: cookieToken,
+  }).catch((err: unknown) => {
+    throw toTRPCError(err);
+  });
+  if (auth?.refreshCookie && cookieToken) {
+    // Re-set the RAW token, never the stored hash (ARCHITECTURE §3 known traps).
+    setCookie(services.sessions.cookie(cookieToken));
+  }
+  return createContextInner(services, {
+    actor: auth?.actor ?? null,
+    mfaVerified: auth?.mfaVerified ?? false,
+    mfaEnrolled: auth?.mfaEnrolled ?? false,
+    requestId: String(req.id),
+    ip: req.ip ?? null,
+    userAgent: req.headers["user-agent"] ?? null,
+    setCookie,
+  });
 }
 
 /**
@@ -194,32 +233,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
   });
 
-  const createContext = async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
-    const setCookie = (c: CookieSpec) => {
-      void res.setCookie(c.name, c.value, c.attributes);
-    };
-    const cookieToken = req.cookies[SESSION_COOKIE];
-    // A database outage while resolving the session is a 503, not a 500 (toTRPCError).
-    const auth = await authenticate(services, {
-      authorization: req.headers.authorization,
-      cookie: cookieToken,
-    }).catch((err: unknown) => {
-      throw toTRPCError(err);
-    });
-    if (auth?.refreshCookie && cookieToken) {
-      // Re-set the RAW token, never the stored hash (ARCHITECTURE §3 known traps).
-      setCookie(services.sessions.cookie(cookieToken));
-    }
-    return createContextInner(services, {
-      actor: auth?.actor ?? null,
-      mfaVerified: auth?.mfaVerified ?? false,
-      mfaEnrolled: auth?.mfaEnrolled ?? false,
-      requestId: String(req.id),
-      ip: req.ip ?? null,
-      userAgent: req.headers["user-agent"] ?? null,
-      setCookie,
-    });
-  };
+  const createContext = ({ req, res }: CreateFastifyContextOptions) =>
+    createRequestContext(services, req, res);
 
   await app.register(fastifyTRPCPlugin, {
     prefix: "/trpc",
@@ -257,6 +272,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   // The clinic staff panel (admin/dist) at /admin/, with its own CSP and caching.
   await app.register(adminStatic);
+
+  // REST subset + /openapi.json + /docs (ADR 0010): same context, CSRF rule and procedures.
+  await app.register(openApiPlugin, {
+    router: options.router,
+    services,
+    createContext: (req, reply) => createRequestContext(services, req, reply),
+    isCsrfSafe: (req) => isCsrfSafe(req, allowed),
+  });
 
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(404).send({ error: { message: "Not found", code: "NOT_FOUND" } }),

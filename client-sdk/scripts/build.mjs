@@ -1,6 +1,6 @@
 // Builds @haven/client into dist/: ESM JavaScript (esbuild) and ONE bundled declaration file
-// (rollup-plugin-dts on TypeScript 5.9, this workspace's own devDependency: TypeScript 7 has no
-// JS compiler API; ADR 0008). Then fails if the declarations name any package outside the allowed
+// (rollup-plugin-dts, which picks up @typescript/typescript6 — TypeScript 6's JS compiler API —
+// from this workspace's devDependencies: TypeScript 7 has no JS compiler API; ADR 0011). Then fails if the declarations name any package outside the allowed
 // type dependencies (no server internals: drizzle-orm, postgres, pglite, lucia, pino, …).
 import { rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
