@@ -75,7 +75,8 @@ beforeAll(async () => {
       slotMinutes: 15,
     })),
   );
-  for (let i = 0; i < 30; i++) loginUsers.push(await makeUser(h.deps, "patient", clinic.organizationId));
+  for (let i = 0; i < 30; i++)
+    loginUsers.push(await makeUser(h.deps, "patient", clinic.organizationId));
   work = await mkdtemp(join(tmpdir(), "haven-scale-"));
   logDir = await mkdtemp(join(tmpdir(), "haven-scale-logs-"));
   await chmod(work, 0o755);
@@ -213,46 +214,46 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         states: [] as string[],
       }));
       // The SSE client gives up on a non-200 answer (HAProxy's 503 while the killed server is still
-    // marked up), so a subscriber resubscribes after an error, resuming after its last event id.
-    const subs: { unsubscribe(): void }[] = [];
-    let stopping = false;
-    for (const s of subscribers) {
-      const client = createHavenClient({
-        url: lb,
-        token,
-        fetch: async (url, init) => {
-          const res = await fetch(url, init);
-          if (String(url).includes("onChange")) {
-            s.server.push(`${res.headers.get("x-haven-server") ?? "haproxy"}:${res.status}`);
-          }
-          return res;
-        },
-      });
-      let lastEventId: string | undefined;
-      const start = () => {
-        const sub = client.appointments.onChange.subscribe(
-          { organizationId: clinic.organizationId, ...(lastEventId ? { lastEventId } : {}) },
-          {
-            onData: (e) => {
-              lastEventId = e.id;
-              if (e.data.kind === "booked") s.appointments.add(e.data.appointment.id);
-            },
-            onConnectionStateChange: (st) => {
-              if (st.state !== "pending") s.states.push(`${st.state}:${st.error?.message ?? ""}`);
-            },
-            onError: (err) => {
-              s.errors.push(err.message);
-              sub.unsubscribe();
-              if (!stopping) setTimeout(start, 300);
-            },
+      // marked up), so a subscriber resubscribes after an error, resuming after its last event id.
+      const subs: { unsubscribe(): void }[] = [];
+      let stopping = false;
+      for (const s of subscribers) {
+        const client = createHavenClient({
+          url: lb,
+          token,
+          fetch: async (url, init) => {
+            const res = await fetch(url, init);
+            if (String(url).includes("onChange")) {
+              s.server.push(`${res.headers.get("x-haven-server") ?? "haproxy"}:${res.status}`);
+            }
+            return res;
           },
-        );
-        subs.push(sub);
-      };
-      start();
-      await waitFor(async () => s.server.length > 0, "SSE subscriber");
-    }
-    expect(new Set(subscribers.map((s) => s.server[0])).size).toBe(2);
+        });
+        let lastEventId: string | undefined;
+        const start = () => {
+          const sub = client.appointments.onChange.subscribe(
+            { organizationId: clinic.organizationId, ...(lastEventId ? { lastEventId } : {}) },
+            {
+              onData: (e) => {
+                lastEventId = e.id;
+                if (e.data.kind === "booked") s.appointments.add(e.data.appointment.id);
+              },
+              onConnectionStateChange: (st) => {
+                if (st.state !== "pending") s.states.push(`${st.state}:${st.error?.message ?? ""}`);
+              },
+              onError: (err) => {
+                s.errors.push(err.message);
+                sub.unsubscribe();
+                if (!stopping) setTimeout(start, 300);
+              },
+            },
+          );
+          subs.push(sub);
+        };
+        start();
+        await waitFor(async () => s.server.length > 0, "SSE subscriber");
+      }
+      expect(new Set(subscribers.map((s) => s.server[0])).size).toBe(2);
 
       const from = new Date(Date.now() + 2 * 86_400_000);
       const { slots } = await sdk.appointments.slots.query({
@@ -351,7 +352,7 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         20_000,
       ).catch(() => {});
       stopping = true;
-    for (const s of subs) s.unsubscribe();
+      for (const s of subs) s.unsubscribe();
 
       const sorted = [...latencies].sort((a, b) => a - b);
       const report = {
@@ -372,8 +373,8 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         subscribers: subscribers.map((s) => ({
           servedBy: s.server,
           bookingEventsReceived: booked.filter((id) => s.appointments.has(id)).length,
-        errors: s.errors,
-        states: s.states.slice(0, 10),
+          errors: s.errors,
+          states: s.states.slice(0, 10),
         })),
       };
       console.log(`[scale] ${JSON.stringify(report)}`);
