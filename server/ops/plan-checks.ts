@@ -152,7 +152,11 @@ export function hotQueries(crypto: PhiCrypto, now: Date): HotQuery[] {
           to: week,
         }),
       match: has('from "appointments"', '"appointments"."status" in'),
-      expectIndex: ["appointments_practitioner_idx", "appointments_no_overlap"],
+      expectIndex: [
+        "appointments_practitioner_active_idx",
+        "appointments_practitioner_idx",
+        "appointments_no_overlap",
+      ],
     },
     {
       name: "reminder claim (pending)",
