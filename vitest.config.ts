@@ -1,4 +1,4 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
@@ -9,8 +9,8 @@ export default defineConfig({
       "client-sdk/**/*.test.ts",
       "workers/**/*.test.ts",
     ],
-    // Long suites run under `npm run test:long` (vitest.long.config.ts) only.
-    exclude: ["**/node_modules/**", "**/*.long.test.ts"],
+    // Long-mode suites run only under `npm run test:long` (vitest.long.config.ts).
+    exclude: [...configDefaults.exclude, "**/*.long.test.ts"],
     globalSetup: ["server/test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -53,6 +53,11 @@ export const appointments = pgTable(
     index("appointments_patient_idx").on(t.patientId, t.startsAt),
     index("appointments_practitioner_idx").on(t.practitionerId, t.startsAt),
     index("appointments_org_time_idx").on(t.organizationId, t.startsAt),
+    // The slot engine's busy intervals (`loadSlotInputs`): one practitioner's active visits. Without
+    // it the planner scans a whole exclusion-constraint GiST index (query-plans test, issue 15).
+    index("appointments_practitioner_active_idx")
+      .on(t.practitionerId, t.startsAt, t.endsAt)
+      .where(sql`${t.status} IN ('booked', 'checked_in')`),
   ],
 );
 

@@ -7,7 +7,7 @@ import { restoreDrill } from "./test/drill.ts";
  * Restore drill in the default run (a backup nobody restored is not a backup): back up a database with fixtures and bookings,
  * restore into a NEW database on the test cluster, start Haven on it, check decrypt, booking,
  * chain head and the append-only refusal. Long mode repeats it into a fresh cluster
- * (ops/long/restore-cluster.test.ts).
+ * (`restore-cluster.long.test.ts`).
  */
 const adminUrl = inject("havenAdminUrl");
 const name = `haven_test_${inject("havenRunId")}_${randomBytes(4).toString("hex")}_restored`;

@@ -1,0 +1,1 @@
+CREATE INDEX "appointments_practitioner_active_idx" ON "appointments" USING btree ("practitioner_id","starts_at","ends_at") WHERE "appointments"."status" IN ('booked', 'checked_in');
