@@ -112,7 +112,7 @@ describe.each(MODES)("$name", ({ command, args }) => {
         password: patient.password,
       });
       const me = await createHavenClient({ url: haven.url, token }).auth.me.query();
-      expect(me).toMatchObject({ role: "patient" });
+      expect(me).toMatchObject({ user: { role: "patient" } });
     } finally {
       haven.child.kill("SIGTERM");
       await haven.exited;
