@@ -39,32 +39,20 @@ export interface ServerOptions {
    * (a Prometheus scraper on the same host or through a sidecar).
    */
   metricsToken?: string | undefined;
-<<<<<<< HEAD
   /**
    * Longest time a client may take to send a whole request (headers and body), ms (default 30 000).
    * Like a reverse proxy's client body timeout: a body trickled one byte every few seconds is cut
    * off with 408. Streaming responses (SSE) are not affected: the clock stops once the request is in.
    */
   requestTimeoutMs?: number;
-}
-
-/** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
-const ALLOWED_METHODS = ["GET", "HEAD", "POST", "OPTIONS"] as const;
-
-/** Security headers for every response (OWASP ASVS 14.4). The API serves no HTML. */
-const SECURITY_HEADERS: Record<string, string> = {
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-  "cross-origin-resource-policy": "same-origin",
-  "cache-control": "no-store",
-=======
   /** General API rate limiting; omitted = off (unit tests of other layers). */
   rateLimit?: RateLimitSettings | undefined;
   /** Send `Strict-Transport-Security` (NODE_ENV=production; behind TLS). */
   hsts?: boolean;
 }
+
+/** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
+const ALLOWED_METHODS = ["GET", "HEAD", "POST", "OPTIONS"] as const;
 
 /** Limits of the general API rate limiter (requests per window per bucket; 0 = limiter off). */
 export interface RateLimitSettings {
@@ -90,7 +78,6 @@ export const API_CSP_DIRECTIVES = {
   frameAncestors: ["'none'"],
   baseUri: ["'none'"],
   formAction: ["'none'"],
->>>>>>> b778e38 (HTTP edge by the book: helmet (strict API CSP, per-route override, HSTS in production), CORS for HAVEN_ALLOWED_ORIGINS, Postgres-backed rate limiter per IP/session/API key; npm run build emits dist/ with migrations and seed; tsx to devDependencies)
 };
 
 /** Headers browsers may send cross-origin to the API (tRPC over fetch and SSE). */
@@ -166,7 +153,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     bodyLimit: options.bodyLimit ?? 1_048_576,
     routerOptions: { maxParamLength: 2_000 },
     trustProxy: false,
-<<<<<<< HEAD
     // Slow-body defence (issue 13): Node ends a request not fully received within requestTimeout
     // (408), checked every second; headers get the same bound.
     requestTimeout: requestTimeoutMs,
@@ -174,10 +160,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
     },
-=======
     // On close, end idle keep-alive sockets at once (in-flight ones close after their response).
     forceCloseConnections: "idle",
->>>>>>> b778e38 (HTTP edge by the book: helmet (strict API CSP, per-route override, HSTS in production), CORS for HAVEN_ALLOWED_ORIGINS, Postgres-backed rate limiter per IP/session/API key; npm run build emits dist/ with migrations and seed; tsx to devDependencies)
   });
   await app.register(fastifyCookie);
   // Security headers (OWASP ASVS 14.4) from helmet; strict CSP for the JSON API, per-route
@@ -247,14 +231,10 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
   );
   app.addHook("onSend", async (_req, reply, payload) => {
-<<<<<<< HEAD
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    reply.header("cache-control", "no-store");
     // tRPC answers with a web Response whose own headers win over the reply's; its SSE stream says
     // `Cache-Control: no-cache`, but the stream carries names and visit reasons: no-store (issue 13).
     if (payload instanceof Response) payload.headers.set("cache-control", "no-store");
-=======
-    reply.header("cache-control", "no-store");
->>>>>>> b778e38 (HTTP edge by the book: helmet (strict API CSP, per-route override, HSTS in production), CORS for HAVEN_ALLOWED_ORIGINS, Postgres-backed rate limiter per IP/session/API key; npm run build emits dist/ with migrations and seed; tsx to devDependencies)
     return payload;
   });
   // One access-log line per request: method, path WITHOUT query string (GET inputs may hold PHI),
