@@ -19,10 +19,10 @@ import type { Database, DatabaseHandle } from "../db/client.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
-import { postgresRateLimitStore } from "./edge/rate-limit-store.ts";
 import { TooManyRequestsError } from "./kernel/errors.ts";
 import { sha256Hex } from "./kernel/hash.ts";
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
+import { postgresRateLimitStore } from "./rate-limit-store.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess, toTRPCError } from "./trpc.ts";
 

@@ -146,7 +146,7 @@ export const apiKeys = pgTable(
 );
 
 /**
- * Fixed-window API rate-limit counters (`server/edge/rate-limit-store.ts`), one row per bucket.
+ * Fixed-window API rate-limit counters (`server/rate-limit-store.ts`), one row per bucket.
  * `bucket` is `kind:` plus a SHA-256 (session, API key) or the client IP; `reset_at` is the end
  * of the current window, read against the database clock so every instance agrees.
  */

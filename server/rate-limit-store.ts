@@ -1,7 +1,16 @@
-import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
 import { sql } from "drizzle-orm";
-import type { Database } from "../../db/client.ts";
-import { rowsOf } from "../../db/rows.ts";
+import type { Database } from "../db/client.ts";
+import { rowsOf } from "../db/rows.ts";
+
+/** The counter-store contract of `@fastify/rate-limit` (structural, so this file needs no Fastify import). */
+export interface CounterStore {
+  incr(
+    key: string,
+    callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
+    timeWindow: number,
+  ): void;
+  child(): CounterStore;
+}
 
 /** Run the expired-row sweep on roughly one increment in this many. */
 const SWEEP_EVERY = 500;
@@ -46,9 +55,9 @@ export async function sweepBuckets(db: Database): Promise<void> {
  * @param db the application database
  * @returns the store constructor to pass as the plugin's `store` option
  */
-export function postgresRateLimitStore(db: Database): FastifyRateLimitStoreCtor {
+export function postgresRateLimitStore(db: Database): new () => CounterStore {
   let calls = 0;
-  class PostgresRateLimitStore implements FastifyRateLimitStore {
+  class PostgresRateLimitStore implements CounterStore {
     incr(
       key: string,
       callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
@@ -61,7 +70,7 @@ export function postgresRateLimitStore(db: Database): FastifyRateLimitStoreCtor 
           callback(err instanceof Error ? err : new Error("rate-limit store failed")),
       );
     }
-    child(): FastifyRateLimitStore {
+    child(): CounterStore {
       return this;
     }
   }
