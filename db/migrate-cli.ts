@@ -1,9 +1,24 @@
+import { sql } from "drizzle-orm";
 import { ConfigError, loadConfig } from "../server/config.ts";
 import { databaseOpenFailure } from "../server/startup-errors.ts";
 import { type DatabaseHandle, openDatabase } from "./client.ts";
+import { rowsOf } from "./rows.ts";
+
+/** Migrations recorded as applied in drizzle's journal table (0 before the first migration). */
+async function appliedCount(h: DatabaseHandle): Promise<number> {
+  try {
+    const rows = rowsOf<{ n: number | string }>(
+      await h.db.execute(sql`SELECT count(*) AS n FROM drizzle.__drizzle_migrations`),
+    );
+    return Number(rows[0]?.n ?? 0);
+  } catch {
+    return 0;
+  }
+}
 
 /**
- * `npm run db:migrate`: apply committed migrations to DATABASE_URL, or to the embedded PGlite.
+ * `npm run db:migrate`: apply committed migrations to DATABASE_URL, or to the embedded PGlite;
+ * says "up to date" when nothing was pending.
  * A known startup failure (data directory in use, PostgreSQL unreachable …) is one line, exit 1.
  */
 let handle: DatabaseHandle | undefined;
@@ -14,9 +29,14 @@ try {
     pgliteDir: `${config.HAVEN_DATA_DIR}/pglite`,
   });
   const started = performance.now();
+  const before = await appliedCount(handle);
   await handle.migrate();
+  const applied = (await appliedCount(handle)) - before;
+  const ms = Math.round(performance.now() - started);
   console.log(
-    `migrations applied to ${handle.kind} in ${Math.round(performance.now() - started)} ms`,
+    applied === 0
+      ? `${handle.kind}: up to date (no pending migrations)`
+      : `${handle.kind}: applied ${applied} migration${applied === 1 ? "" : "s"} in ${ms} ms`,
   );
 } catch (err) {
   const line =

@@ -50,7 +50,10 @@ export interface RunningHaven {
   keysGenerated: boolean;
   keyFile: string | undefined;
   demo: DemoSeedResult;
-  /** Stop accepting requests, drain, close the database. */
+  /**
+   * Stop accepting requests, drain (at most HAVEN_SHUTDOWN_TIMEOUT_MS, then open sockets are
+   * closed), stop the sealer and mail transport, close the database.
+   */
   close(): Promise<void>;
 }
 
@@ -165,6 +168,14 @@ export async function startHaven(
       },
       allowedOrigins: config.HAVEN_ALLOWED_ORIGINS,
       metricsToken: config.HAVEN_METRICS_TOKEN,
+      hsts: config.NODE_ENV === "production",
+      rateLimit: {
+        db: database.db,
+        perIp: config.HAVEN_RATE_LIMIT_IP,
+        perSession: config.HAVEN_RATE_LIMIT_SESSION,
+        perApiKey: config.HAVEN_RATE_LIMIT_API_KEY,
+        windowSeconds: config.HAVEN_RATE_LIMIT_WINDOW_SECONDS,
+      },
     });
     try {
       await app.listen({ host: config.HOST, port: config.PORT });
@@ -192,7 +203,18 @@ export async function startHaven(
       keyFile: keys.keyFile,
       demo,
       close: async () => {
-        await app.close();
+        // Drain: stop accepting, end SSE streams and idle keep-alive sockets (http.ts), let
+        // in-flight requests finish; whatever is still open after the bound is cut off.
+        let timer: NodeJS.Timeout | undefined;
+        const cutOff = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            app.server.closeAllConnections();
+            resolve();
+          }, config.HAVEN_SHUTDOWN_TIMEOUT_MS);
+          timer.unref();
+        });
+        await Promise.race([app.close(), cutOff]);
+        clearTimeout(timer);
         await beating.stop();
         await sealer.stop();
         await services.mail.close();

@@ -53,6 +53,19 @@ const envSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.url())),
+  /**
+   * General API rate limits, requests per window per bucket (OWASP ASVS 11.1.4): anonymous callers
+   * are counted per IP, signed-in users per session, service API keys per key (a much larger
+   * budget: reminder workers and integrations batch legitimately). Counters live in the database,
+   * so the limits hold across instances. `0` turns the limiter off.
+   */
+  HAVEN_RATE_LIMIT_IP: z.coerce.number().int().min(0).max(1_000_000).default(300),
+  HAVEN_RATE_LIMIT_SESSION: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  HAVEN_RATE_LIMIT_API_KEY: z.coerce.number().int().min(0).max(10_000_000).default(20_000),
+  /** Rate-limit window, seconds. */
+  HAVEN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3_600).default(60),
+  /** Longest time SIGTERM/SIGINT waits for in-flight requests before closing sockets, ms. */
+  HAVEN_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
   /** Bearer token for GET /metrics; unset = loopback clients only. */
   HAVEN_METRICS_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
   /** Absolute session lifetime in hours, all roles. */

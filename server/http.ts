@@ -1,4 +1,7 @@
 import fastifyCookie from "@fastify/cookie";
+import fastifyCors from "@fastify/cors";
+import fastifyHelmet from "@fastify/helmet";
+import fastifyRateLimit from "@fastify/rate-limit";
 import {
   type CreateFastifyContextOptions,
   type FastifyTRPCPluginOptions,
@@ -12,14 +15,16 @@ import Fastify, {
   LogController,
 } from "fastify";
 import { v7 as uuidv7 } from "uuid";
-import type { DatabaseHandle } from "../db/client.ts";
+import type { Database, DatabaseHandle } from "../db/client.ts";
 import { adminStatic } from "./admin-static.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
 import { TooManyRequestsError } from "./kernel/errors.ts";
+import { sha256Hex } from "./kernel/hash.ts";
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import { openApiPlugin } from "./openapi/plugin.ts";
+import { postgresRateLimitStore } from "./rate-limit-store.ts";
 import type { AppRouter } from "./router.ts";
 import { assertEveryProcedureDeclaresAccess, toTRPCError } from "./trpc.ts";
 
@@ -42,20 +47,62 @@ export interface ServerOptions {
    * off with 408. Streaming responses (SSE) are not affected: the clock stops once the request is in.
    */
   requestTimeoutMs?: number;
+  /** General API rate limiting; omitted = off (unit tests of other layers). */
+  rateLimit?: RateLimitSettings | undefined;
+  /** Send `Strict-Transport-Security` (NODE_ENV=production; behind TLS). */
+  hsts?: boolean;
 }
 
 /** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
 const ALLOWED_METHODS = ["GET", "HEAD", "POST", "OPTIONS"] as const;
 
-/** Security headers for every response (OWASP ASVS 14.4). The API serves no HTML. */
-const SECURITY_HEADERS: Record<string, string> = {
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-  "cross-origin-resource-policy": "same-origin",
-  "cache-control": "no-store",
+/** Limits of the general API rate limiter (requests per window per bucket; 0 = limiter off). */
+export interface RateLimitSettings {
+  /** The database that holds the shared counters (`rate_limit_buckets`). */
+  db: Database;
+  /** Anonymous callers, per client IP. */
+  perIp: number;
+  /** Signed-in users, per session (cookie or bearer session token). */
+  perSession: number;
+  /** Service accounts, per API key (`hk_…`). */
+  perApiKey: number;
+  /** Window length, seconds. */
+  windowSeconds: number;
+}
+
+/**
+ * Content-Security-Policy of the API (JSON only, never HTML): nothing may load, nothing may frame
+ * it. Routes that serve HTML (an admin panel, API docs) pass their own `helmet` route option,
+ * e.g. `app.get("/docs", { helmet: { contentSecurityPolicy: { directives: {...} } } }, handler)`.
+ */
+export const API_CSP_DIRECTIVES = {
+  defaultSrc: ["'none'"],
+  frameAncestors: ["'none'"],
+  baseUri: ["'none'"],
+  formAction: ["'none'"],
 };
+
+/** Headers browsers may send cross-origin to the API (tRPC over fetch and SSE). */
+const CORS_ALLOWED_HEADERS = [
+  "content-type",
+  "authorization",
+  "trpc-accept",
+  "x-trpc-source",
+  "last-event-id",
+];
+
+/**
+ * Rate-limit bucket of a request: `key:` + SHA-256 of a service API key, `sess:` + SHA-256 of a
+ * session token (bearer or cookie), otherwise `ip:` + the client address. Secrets are never stored.
+ */
+export function rateLimitBucket(req: FastifyRequest): string {
+  const auth = req.headers.authorization;
+  const bearer = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+  if (bearer) return `${bearer.startsWith("hk_") ? "key" : "sess"}:${sha256Hex(bearer)}`;
+  const cookie = req.cookies[SESSION_COOKIE];
+  if (cookie) return `sess:${sha256Hex(cookie)}`;
+  return `ip:${req.ip}`;
+}
 
 function isLoopback(address: string | undefined): boolean {
   return address === "127.0.0.1" || address === "::1" || address === "::ffff:127.0.0.1";
@@ -153,11 +200,78 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs),
     },
+    // On close, end idle keep-alive sockets at once (in-flight ones close after their response).
+    forceCloseConnections: "idle",
   });
   await app.register(fastifyCookie);
-
+  // Security headers (OWASP ASVS 14.4) from helmet; strict CSP for the JSON API, per-route
+  // overrides through the `helmet` route option. HSTS only where TLS is guaranteed (production).
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
+    crossOriginResourcePolicy: { policy: "same-origin" },
+    referrerPolicy: { policy: "no-referrer" },
+    frameguard: { action: "deny" },
+    strictTransportSecurity: options.hsts ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+  });
+  // Cross-origin frontends named in HAVEN_ALLOWED_ORIGINS (and only those) may call the API with
+  // credentials; preflights are answered here, before the body parser (no more 415).
+  await app.register(fastifyCors, {
+    origin: [...allowed],
+    credentials: true,
+    methods: ["GET", "POST"],
+    allowedHeaders: CORS_ALLOWED_HEADERS,
+    maxAge: 600,
+  });
+  const limits = options.rateLimit;
+  if (limits && (limits.perIp > 0 || limits.perSession > 0 || limits.perApiKey > 0)) {
+    const maxFor = (key: string) => {
+      const n = key.startsWith("key:")
+        ? limits.perApiKey
+        : key.startsWith("sess:")
+          ? limits.perSession
+          : limits.perIp;
+      return n > 0 ? n : Number.MAX_SAFE_INTEGER;
+    };
+    await app.register(fastifyRateLimit, {
+      global: true,
+      store: postgresRateLimitStore(limits.db),
+      // A failing counter store (database down) must not fail the request: it proceeds, and the
+      // procedure itself answers 503 + Retry-After.
+      skipOnError: true,
+      timeWindow: limits.windowSeconds * 1000,
+      keyGenerator: rateLimitBucket,
+      max: (_req, key) => maxFor(key),
+      // Probes and the scraper are not API traffic.
+      allowList: (req) => !req.url.startsWith("/trpc"),
+      errorResponseBuilder: (_req, ctx) =>
+        Object.assign(new Error(`Too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`), {
+          statusCode: 429,
+          code: "TOO_MANY_REQUESTS",
+        }),
+    });
+  }
+  // Set before any route is registered: a route keeps the error handler current at its
+  // registration (so 429s from the limiter and 413s from the body parser get this shape too).
+  app.setErrorHandler(
+    (err: { statusCode?: number; code?: string; message?: string }, req, reply) => {
+      const status =
+        err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+      if (status === 500) req.log.error({ err }, "unhandled error");
+      return reply.code(status).send({
+        error: {
+          message:
+            status === 500
+              ? `Internal error. Quote request id ${req.id}.`
+              : status === 429
+                ? (err.message ?? "Too many requests")
+                : "Bad request",
+          code: err.code ?? "ERROR",
+        },
+      });
+    },
+  );
   app.addHook("onSend", async (_req, reply, payload) => {
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) reply.header(k, v);
+    reply.header("cache-control", "no-store");
     // tRPC answers with a web Response whose own headers win over the reply's; its SSE stream says
     // `Cache-Control: no-cache`, but the stream carries names and visit reasons: no-store (issue 13).
     if (payload instanceof Response) payload.headers.set("cache-control", "no-store");
@@ -168,7 +282,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook("onResponse", async (req, reply) => {
     req.log.info(
       {
-        reqId: req.id,
         method: req.method,
         path: req.url.split("?")[0],
         status: reply.statusCode,
@@ -179,7 +292,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   app.addHook("preHandler", async (req, reply) => {
     if (req.url.startsWith("/trpc") && !isCsrfSafe(req, allowed)) {
-      req.log.warn({ reqId: req.id }, "cross-origin cookie mutation refused");
+      req.log.warn("cross-origin cookie mutation refused");
       await reply
         .code(403)
         .send({ error: { message: "Cross-origin request refused", code: "FORBIDDEN" } });
@@ -284,16 +397,5 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(404).send({ error: { message: "Not found", code: "NOT_FOUND" } }),
   );
-  app.setErrorHandler((err: { statusCode?: number; code?: string }, req, reply) => {
-    const status =
-      err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) req.log.error({ err, reqId: req.id }, "unhandled error");
-    return reply.code(status).send({
-      error: {
-        message: status === 500 ? `Internal error. Quote request id ${req.id}.` : "Bad request",
-        code: err.code ?? "ERROR",
-      },
-    });
-  });
   return app;
 }

@@ -73,7 +73,13 @@ try {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal} received: draining requests and closing the database…`);
+    // The drain is bounded (HAVEN_SHUTDOWN_TIMEOUT_MS, then sockets are cut); this is the backstop.
+    setTimeout(() => {
+      console.error("Shutdown took longer than 10 s; exiting.");
+      process.exit(1);
+    }, 10_000).unref();
     await haven.close();
+    console.log("Stopped.");
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

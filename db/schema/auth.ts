@@ -144,3 +144,18 @@ export const apiKeys = pgTable(
   },
   (t) => [index("api_keys_org_idx").on(t.organizationId)],
 );
+
+/**
+ * Fixed-window API rate-limit counters (`server/rate-limit-store.ts`), one row per bucket.
+ * `bucket` is `kind:` plus a SHA-256 (session, API key) or the client IP; `reset_at` is the end
+ * of the current window, read against the database clock so every instance agrees.
+ */
+export const rateLimitBuckets = pgTable(
+  "rate_limit_buckets",
+  {
+    bucket: text("bucket").primaryKey(),
+    hits: bigint("hits", { mode: "number" }).notNull(),
+    resetAt: at("reset_at").notNull(),
+  },
+  (t) => [index("rate_limit_reset_idx").on(t.resetAt)],
+);
