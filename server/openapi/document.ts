@@ -165,6 +165,16 @@ function operationObject(router: unknown, op: RestOperation): JsonSchema {
 }
 
 /**
+ * The curated operations whose procedure `router` actually has. The app router has all of them
+ * (`openapi.test.ts` checks every one is in the document); a server built on a smaller router
+ * (tests that mount a few procedures) exposes only the REST routes it can serve.
+ */
+export function restOperationsOf(router: unknown): readonly RestOperation[] {
+  const procedures = (router as { _def: { procedures: Record<string, unknown> } })._def.procedures;
+  return REST_OPERATIONS.filter((op) => op.procedure in procedures);
+}
+
+/**
  * The OpenAPI 3.1 document of the curated REST subset, generated from the procedures' zod
  * schemas (so it cannot drift from what tRPC validates).
  * @param router the app router (`appRouter`)
@@ -172,7 +182,7 @@ function operationObject(router: unknown, op: RestOperation): JsonSchema {
  */
 export function buildOpenApiDocument(router: unknown, serverUrl?: string): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
-  for (const op of REST_OPERATIONS) {
+  for (const op of restOperationsOf(router)) {
     const key = `${REST_PREFIX}${op.path}`;
     paths[key] ??= {};
     paths[key][op.method] = operationObject(router, op);

@@ -6,8 +6,13 @@ import type { AppServices, Context } from "../context.ts";
 import { TooManyRequestsError } from "../kernel/errors.ts";
 import type { AppRouter } from "../router.ts";
 import { createCallerFactory, describeError, toTRPCError } from "../trpc.ts";
-import { buildOpenApiDocument, fastifyPath, procedureSchemas, reviveInput } from "./document.ts";
-import { REST_OPERATIONS } from "./operations.ts";
+import {
+  buildOpenApiDocument,
+  fastifyPath,
+  procedureSchemas,
+  restOperationsOf,
+  reviveInput,
+} from "./document.ts";
 
 export interface OpenApiPluginOptions {
   router: AppRouter;
@@ -54,7 +59,7 @@ export async function openApiPlugin(
     return payload;
   });
 
-  for (const op of REST_OPERATIONS) {
+  for (const op of restOperationsOf(router)) {
     const { type, input } = procedureSchemas(router, op.procedure);
     if (type === "subscription") throw new Error(`${op.procedure}: subscriptions are not REST`);
     app.route({

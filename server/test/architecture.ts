@@ -54,8 +54,12 @@ const RPC_FILES = new Set([
 ]);
 /** Server files the SDK may import, and only for types: the router type and the wire types. */
 const SDK_TYPE_SOURCES = new Set(["server/router.ts", "server/api-boundary.ts"]);
-/** The HTTP edge and the wiring of a whole server. */
-const TRANSPORT_FILES = new Set(["server/http.ts", "server/app.ts"]);
+/**
+ * The HTTP edge and the wiring of a whole server: Fastify setup, the admin panel's static files,
+ * and the REST/OpenAPI door (`server/openapi/`, a second transport over the same procedures).
+ */
+const TRANSPORT_FILES = new Set(["server/http.ts", "server/app.ts", "server/admin-static.ts"]);
+const TRANSPORT_FOLDERS = ["server/openapi/"];
 /** Transport a domain's service code must never import (routers may import `trpc.ts`). */
 const TRANSPORT_MODULES = new Set(["server/trpc.ts", "server/context.ts", "server/http.ts"]);
 const TRANSPORT_PACKAGES = [/^fastify($|\/)/, /^@fastify\//, /^@trpc\//];
@@ -137,7 +141,8 @@ export function layerOf(path: string): Layer {
   if (path.startsWith("db/")) return "db";
   if (path.startsWith("server/kernel/") || PLATFORM_FILES.has(path)) return "kernel";
   if (RPC_FILES.has(path)) return "rpc";
-  if (TRANSPORT_FILES.has(path)) return "transport";
+  if (TRANSPORT_FILES.has(path) || TRANSPORT_FOLDERS.some((f) => path.startsWith(f)))
+    return "transport";
   if (path === "server/router.ts" || /^server\/[^/]+\/router\.ts$/.test(path)) return "router";
   if (path === "server/deps.ts") return "infra";
   const folder = /^server\/([^/]+)\//.exec(path)?.[1];
