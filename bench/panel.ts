@@ -6,10 +6,12 @@
  * fresh Postgres database with the demo data (the e2e global setup) and a staff session.
  * Usage: `npm run bench:panel [-- runs=5]`. Prints sizes in KiB and TTI per run and the median, ms.
  */
+
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { chromium } from "@playwright/test";
+import { CHROMIUM_LAUNCH } from "../e2e/chromium.ts";
 import globalSetup from "../e2e/global-setup.ts";
 
 const dist = join(import.meta.dirname, "..", "admin", "dist", "assets");
@@ -27,13 +29,7 @@ try {
     total += gz;
   }
   const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-    ],
+    ...CHROMIUM_LAUNCH,
   });
   const tti: number[] = [];
   const loaded = new Set<string>();

@@ -1,4 +1,5 @@
 import { defineConfig } from "@playwright/test";
+import { CHROMIUM_LAUNCH } from "./chromium.ts";
 
 /**
  * Browser suite for the clinic staff panel. Debian's Chromium (Playwright cannot download its
@@ -19,13 +20,7 @@ export default defineConfig({
     baseURL: process.env.HAVEN_E2E_URL ?? "http://127.0.0.1:45100",
     viewport: { width: 1280, height: 800 },
     launchOptions: {
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-      ],
+      ...CHROMIUM_LAUNCH,
     },
     trace: "off",
   },
