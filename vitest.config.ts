@@ -8,6 +8,7 @@ export default defineConfig({
       "lib/**/*.test.ts",
       "client-sdk/**/*.test.ts",
       "workers/**/*.test.ts",
+      "examples/**/*.test.ts",
     ],
     // Long-mode suites run only under `npm run test:long` (vitest.long.config.ts).
     exclude: [...configDefaults.exclude, "**/*.long.test.ts"],

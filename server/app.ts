@@ -208,6 +208,11 @@ export async function startHaven(
         let timer: NodeJS.Timeout | undefined;
         const cutOff = new Promise<void>((resolve) => {
           timer = setTimeout(() => {
+            // Safety net only: a request still running after the bound (a stuck handler).
+            log.warn(
+              { timeoutMs: config.HAVEN_SHUTDOWN_TIMEOUT_MS },
+              "drain cut off: closing the connections still open",
+            );
             app.server.closeAllConnections();
             resolve();
           }, config.HAVEN_SHUTDOWN_TIMEOUT_MS);

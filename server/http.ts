@@ -54,6 +54,9 @@ export interface ServerOptions {
 }
 
 /** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
+/** While draining, how often sockets that have become idle are ended (ms). */
+const DRAIN_SWEEP_MS = 50;
+
 const ALLOWED_METHODS = ["GET", "HEAD", "POST", "OPTIONS"] as const;
 
 /** Limits of the general API rate limiter (requests per window per bucket; 0 = limiter off). */
@@ -308,17 +311,34 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
   });
 
-  // Live SSE streams (appointments.onChange) never finish on their own: on close (SIGTERM drain),
-  // end them so in-flight requests can drain; clients reconnect elsewhere with lastEventId.
+  // Drain (SIGTERM, app.close()): Node's server.close() ends the keep-alive sockets that are idle
+  // at that moment, but a request in flight then leaves its socket open for keepAliveTimeout
+  // (72 s) after its response. So while draining every response says `Connection: close` (Node
+  // ends the socket once it is written), idle sockets are swept every DRAIN_SWEEP_MS until the
+  // server has closed, and live SSE streams (appointments.onChange), which never finish on their
+  // own, are ended; clients reconnect elsewhere with lastEventId. In-flight requests still run to
+  // completion. HAVEN_SHUTDOWN_TIMEOUT_MS (app.ts) stays only as the safety net.
   const streams = new Set<FastifyReply["raw"]>();
+  let draining = false;
+  let sweep: NodeJS.Timeout | undefined;
   app.addHook("onRequest", async (req, reply) => {
     if (req.headers.accept?.includes("text/event-stream")) {
       streams.add(reply.raw);
       reply.raw.once("close", () => streams.delete(reply.raw));
     }
   });
+  app.addHook("onSend", async (_req, reply, payload) => {
+    if (draining) reply.header("connection", "close");
+    return payload;
+  });
   app.addHook("preClose", async () => {
+    draining = true;
     for (const s of streams) s.destroy();
+    sweep = setInterval(() => app.server.closeIdleConnections(), DRAIN_SWEEP_MS);
+    sweep.unref();
+  });
+  app.addHook("onClose", async () => {
+    clearInterval(sweep);
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));

@@ -73,11 +73,13 @@ try {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal} received: draining requests and closing the database…`);
-    // The drain is bounded (HAVEN_SHUTDOWN_TIMEOUT_MS, then sockets are cut); this is the backstop.
+    // The drain is bounded (HAVEN_SHUTDOWN_TIMEOUT_MS, then sockets are cut); this is the backstop
+    // for a close step after it (database, mail) that hangs.
+    const backstopMs = config.HAVEN_SHUTDOWN_TIMEOUT_MS + 2_000;
     setTimeout(() => {
-      console.error("Shutdown took longer than 10 s; exiting.");
+      console.error(`Shutdown took longer than ${backstopMs / 1000} s; exiting.`);
       process.exit(1);
-    }, 10_000).unref();
+    }, backstopMs).unref();
     await haven.close();
     console.log("Stopped.");
     process.exit(0);

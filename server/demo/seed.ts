@@ -20,6 +20,37 @@ export const DEMO_BUNDLE_DIR = resolve(
 /** FHIR id of the (synthetic) patient the demo portal account is linked to: the first shipped bundle. */
 export const DEMO_PATIENT_FHIR_ID = "475d72ca-91c7-7211-97e3-f000af33fc04";
 
+/**
+ * The synthetic e-mail address a demo patient gets (Synthea emits phone numbers only): on
+ * example.org (RFC 2606, reserved: never anyone's mailbox), derived from the FHIR id, so
+ * `npm run reminders` against the demo has somewhere to deliver (the log transport without
+ * HAVEN_SMTP_URL).
+ */
+export function demoEmailAddress(fhirId: string): string {
+  return `demo-patient-${fhirId.slice(0, 8).toLowerCase()}@example.org`;
+}
+
+/**
+ * `importFiles` `prepare` hook: gives every Patient resource of a shipped Synthea bundle that has
+ * no e-mail in `telecom` the address {@link demoEmailAddress}. Demo seeding only; the files on disk
+ * stay as Synthea wrote them.
+ */
+export function withDemoEmailAddresses(bundle: unknown): unknown {
+  const entries = (bundle as { entry?: unknown } | null)?.entry;
+  if (!Array.isArray(entries)) return bundle;
+  for (const entry of entries) {
+    const resource = (entry as { resource?: Record<string, unknown> } | null)?.resource;
+    if (resource?.resourceType !== "Patient" || typeof resource.id !== "string") continue;
+    const telecom = Array.isArray(resource.telecom) ? resource.telecom : [];
+    if (telecom.some((t) => (t as { system?: unknown } | null)?.system === "email")) continue;
+    resource.telecom = [
+      ...telecom,
+      { system: "email", value: demoEmailAddress(resource.id), use: "home" },
+    ];
+  }
+  return bundle;
+}
+
 export interface DemoLogin {
   role: Role;
   email: string;
@@ -113,7 +144,10 @@ export async function seedDemo(
   const files = (await readdir(DEMO_BUNDLE_DIR))
     .filter((f) => f.endsWith(".json"))
     .map((f) => join(DEMO_BUNDLE_DIR, f));
-  const importSummary = await importFiles(deps, files);
+  const importSummary = await importFiles(deps, files, {
+    operator: "haven demo seed",
+    prepare: withDemoEmailAddresses,
+  });
 
   const [patient] = await deps.db
     .select({ id: patients.id, organizationId: patients.organizationId })

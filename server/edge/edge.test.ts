@@ -198,4 +198,25 @@ describe("access log", () => {
     expect(line).toBeDefined();
     expect(line?.match(/"reqId"/g)).toHaveLength(1);
   });
+
+  it("names it once on refusal lines too (tRPC and REST cross-origin cookie requests)", async () => {
+    const url = await start();
+    const from = h.logs.lines.length;
+    const refused = { origin: "https://evil.example", cookie: "haven_session=abc" };
+    const trpc = await fetch(`${url}/trpc/auth.logout`, {
+      method: "POST",
+      headers: { ...refused, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(trpc.status).toBe(403);
+    const rest = await fetch(`${url}/api/v1/patients/search`, {
+      method: "POST",
+      headers: { ...refused, "content-type": "application/json" },
+      body: JSON.stringify({ mrn: "x" }),
+    });
+    expect(rest.status).toBe(403);
+    const lines = h.logs.lines.slice(from);
+    expect(lines.filter((l) => l.includes("cross-origin cookie"))).toHaveLength(2);
+    for (const l of lines) expect(l.match(/"reqId"/g)?.length ?? 0, l).toBeLessThanOrEqual(1);
+  });
 });

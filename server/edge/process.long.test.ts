@@ -183,6 +183,8 @@ describe.each(MODES)("$name", ({ command, args }) => {
     );
     expect(code).toBe(0);
     expect(ms).toBeLessThan(10_000);
+    // It drained on its own: the HAVEN_SHUTDOWN_TIMEOUT_MS safety net did not have to cut sockets.
+    expect(haven.output()).not.toMatch(/drain cut off|longer than/);
     expect(acked).toBeGreaterThan(0);
     expect(after - before).toBeGreaterThanOrEqual(acked);
     // Nothing is left listening: npm's child did not outlive it.

@@ -55,6 +55,11 @@ export interface ImportFilesOptions extends ImportBundleOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called after each file with its path and counts. */
   onFile?: (file: string, result: BundleImportResult) => void;
+  /**
+   * Rewrites each file's parsed JSON before it is imported (the demo seeder adds synthetic contact
+   * addresses). Without it the file's text is imported as given.
+   */
+  prepare?: (bundle: unknown, file: string) => unknown;
 }
 
 /** The importer needs the database itself (it opens one transaction per bundle). */
@@ -318,7 +323,8 @@ export async function importFiles(
     let result: BundleImportResult;
     const text = await readText(file);
     try {
-      result = await importBundle(deps, text, bundleOptions);
+      const input = options.prepare ? options.prepare(JSON.parse(text) as unknown, file) : text;
+      result = await importBundle(deps, input, bundleOptions);
     } catch (err) {
       const wrapped = toImportError(err);
       wrapped.file = file;

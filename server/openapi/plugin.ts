@@ -67,7 +67,8 @@ export async function openApiPlugin(
       url: fastifyPath(op),
       handler: async (req, reply) => {
         if (!options.isCsrfSafe(req)) {
-          req.log.warn({ reqId: req.id }, "cross-origin cookie request refused (REST)");
+          // req.log already carries reqId (a second one would repeat the key in the JSON line).
+          req.log.warn("cross-origin cookie request refused (REST)");
           const { status, body } = errorBody(
             new TRPCError({ code: "FORBIDDEN", message: "Cross-origin request refused" }),
             String(req.id),

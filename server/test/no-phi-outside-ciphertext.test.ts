@@ -10,7 +10,7 @@ import { auditChain, auditEvents } from "../../db/schema/index.ts";
 import { type RunningHaven, startHaven } from "../app.ts";
 import { CHANGES_CHANNEL } from "../appointments/changes.ts";
 import { loadConfig } from "../config.ts";
-import { DEMO_BUNDLE_DIR, DEMO_LOGINS } from "../demo/seed.ts";
+import { DEMO_BUNDLE_DIR, DEMO_LOGINS, withDemoEmailAddresses } from "../demo/seed.ts";
 import { totpCode } from "../mfa/service.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 import { makePatient, sampleDemographics } from "./factory.ts";
@@ -20,7 +20,7 @@ import { LogSink } from "./harness.ts";
  * No PHI outside ciphertext (ARCHITECTURE §3, §7): with the server logging at DEBUG, import every
  * Synthea fixture through the real start-up path (demo seed), then sign in and read, search,
  * export, book, break the glass and provoke refusals over HTTP. No fixture family or given name,
- * phone, SSN, MRN or birth date may appear in the log output, in any audit row, in any NOTIFY
+ * phone, e-mail, SSN, MRN or birth date may appear in the log output, in any audit row, in any NOTIFY
  * payload, or in any error returned to a client.
  */
 interface Needles {
@@ -34,7 +34,10 @@ function fixtureNeedles(): Needles {
   let patientFamily = "";
   let patientBirthDate = "";
   for (const file of readdirSync(DEMO_BUNDLE_DIR).filter((f) => f.endsWith(".json"))) {
-    const bundle = JSON.parse(readFileSync(join(DEMO_BUNDLE_DIR, file), "utf8")) as {
+    // As the demo seed imports it: with the synthetic e-mail addresses added.
+    const bundle = withDemoEmailAddresses(
+      JSON.parse(readFileSync(join(DEMO_BUNDLE_DIR, file), "utf8")),
+    ) as {
       entry: { resource: Record<string, unknown> }[];
     };
     for (const { resource } of bundle.entry) {
