@@ -169,6 +169,7 @@ export async function startHaven(
       allowedOrigins: config.HAVEN_ALLOWED_ORIGINS,
       metricsToken: config.HAVEN_METRICS_TOKEN,
       hsts: config.NODE_ENV === "production",
+      trustProxy: config.HAVEN_TRUST_PROXY,
       rateLimit: {
         db: database.db,
         perIp: config.HAVEN_RATE_LIMIT_IP,

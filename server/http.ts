@@ -51,6 +51,11 @@ export interface ServerOptions {
   rateLimit?: RateLimitSettings | undefined;
   /** Send `Strict-Transport-Security` (NODE_ENV=production; behind TLS). */
   hsts?: boolean;
+  /**
+   * Proxies (IP addresses / CIDR ranges) whose `X-Forwarded-For`, `-Proto` and `-Host` are
+   * believed (HAVEN_TRUST_PROXY). Empty or omitted: none; the client IP is the TCP peer.
+   */
+  trustProxy?: readonly string[];
 }
 
 /** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
@@ -192,7 +197,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     genReqId: () => uuidv7(),
     bodyLimit: options.bodyLimit ?? 1_048_576,
     routerOptions: { maxParamLength: 2_000 },
-    trustProxy: false,
+    // Forwarded headers only from the configured proxies (never from anyone: a forged
+    // X-Forwarded-For would pick the IP that throttles count and the audit trail records).
+    // `req.ip` is then the right-most address not in the list (proxy-addr).
+    trustProxy:
+      options.trustProxy && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
     // Slow-body defence (issue 13): Node ends a request not fully received within requestTimeout
     // (408), checked every second; headers get the same bound.
     requestTimeout: requestTimeoutMs,

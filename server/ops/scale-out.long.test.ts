@@ -20,9 +20,9 @@ import { portInUse, spawnAsClusterUser } from "./cluster.ts";
  * counts as an error. Every booking event must reach both subscribers (the one on the killed
  * instance reconnects through HAProxy and resumes from its last event id).
  */
-const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "60");
+const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "15");
 const RATE = Number(process.env.HAVEN_SCALE_RATE ?? "10"); // requests per second
-const PORTS = { haproxy: 47030, s1: 47031, s2: 47032, pgbouncer: 47021 };
+const PORTS = { haproxy: 45530, s1: 45531, s2: 45532, pgbouncer: 45521 };
 
 let h: Harness;
 let clinic: Clinic;
