@@ -89,6 +89,13 @@ const envSchema = z.object({
         }),
       ),
     ),
+  /**
+   * Read-only emergency mode (45 CFR 164.308(a)(7)(ii)(C); ADR 0013): records are read (and every
+   * read audited) while every clinical, scheduling and account change answers 503 `read_only` with
+   * `Retry-After`. Sign-in, sign-out, MFA verification and break-the-glass keep working. Migrations
+   * and demo seeding are skipped at startup. /readyz reports `mode`.
+   */
+  HAVEN_READ_ONLY: booleanString.default(false),
   /** Longest time SIGTERM/SIGINT waits for in-flight requests before closing sockets, ms. */
   HAVEN_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
   /** Bearer token for GET /metrics; unset = loopback clients only. */

@@ -20,7 +20,7 @@ import { adminStatic } from "./admin-static.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
-import { TooManyRequestsError } from "./kernel/errors.ts";
+import { ReadOnlyModeError, TooManyRequestsError } from "./kernel/errors.ts";
 import { sha256Hex } from "./kernel/hash.ts";
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import { openApiPlugin } from "./openapi/plugin.ts";
@@ -343,15 +343,18 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     const { contentType, body } = await metrics.render();
     return reply.header("content-type", contentType).send(body);
   });
+  // `mode` says whether writes are accepted: a read-only instance is still ready (it serves reads),
+  // so a load balancer keeps routing to it; monitoring alerts on `mode: "read-only"` (ADR 0013).
+  const mode = services.readOnly ? "read-only" : "read-write";
   app.get("/readyz", async (_req, reply) => {
     try {
       await options.database.ping();
-      return { status: "ready" };
+      return { status: "ready", mode };
     } catch {
       return reply
         .code(503)
         .header("retry-after", String(UNAVAILABLE_RETRY_AFTER_SECONDS))
-        .send({ status: "unavailable" });
+        .send({ status: "unavailable", mode });
     }
   });
 
@@ -369,9 +372,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       responseMeta({ errors }) {
         let retry = 0;
         for (const e of errors) {
-          if (e.cause instanceof TooManyRequestsError)
+          if (e.cause instanceof TooManyRequestsError || e.cause instanceof ReadOnlyModeError)
             retry = Math.max(retry, e.cause.retryAfterSeconds);
-          if (e.code === "SERVICE_UNAVAILABLE")
+          else if (e.code === "SERVICE_UNAVAILABLE")
             retry = Math.max(retry, UNAVAILABLE_RETRY_AFTER_SECONDS);
         }
         return retry > 0 ? { headers: { "retry-after": String(retry) } } : {};
