@@ -349,6 +349,9 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
       let nextLogin = 0;
 
       const latencies: number[] = [];
+      const byKind = { read: [] as number[], book: [] as number[], login: [] as number[] };
+      /** Requests that needed a retry: kind, attempts, ms from first send to settled. */
+      const retried: { kind: string; attempts: number; ms: number; causes: string[] }[] = [];
       const errors: string[] = [];
       const booked: string[] = [];
       let retries = 0;
@@ -369,7 +372,10 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         const slot = kind === "book" ? slots[nextSlot++] : undefined;
         const loginNo = kind === "login" ? nextLogin++ : 0;
         const started = performance.now();
+        let attempts = 0;
+        const causes: string[] = [];
         for (let attempt = 0; ; attempt++) {
+          attempts = attempt;
           try {
             if (kind === "read") {
               await sdk.patients.get.query({ patientId: clinic.patient.id });
@@ -406,6 +412,12 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
             }
             if (attempt < 8 && retryable(err)) {
               retries++;
+              causes.push(
+                `${(err as { data?: { httpStatus?: number } }).data?.httpStatus ?? ""}${(err as Error).message}`.slice(
+                  0,
+                  60,
+                ),
+              );
               await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
               continue;
             }
@@ -413,7 +425,11 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
             break;
           }
         }
-        latencies.push(performance.now() - started);
+        const ms = performance.now() - started;
+        latencies.push(ms);
+        byKind[kind].push(ms);
+        if (attempts > 0)
+          retried.push({ kind, attempts: attempts + 1, ms: Math.round(ms), causes });
         completed++;
         pending.delete(i);
       };
@@ -508,6 +524,20 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         ambiguousBookings,
         p50ms: Math.round(percentile(sorted, 50)),
         p99ms: Math.round(percentile(sorted, 99)),
+        byKind: Object.fromEntries(
+          Object.entries(byKind).map(([k, v]) => {
+            const o = [...v].sort((a, b) => a - b);
+            return [
+              k,
+              {
+                p50: Math.round(percentile(o, 50)),
+                p99: Math.round(percentile(o, 99)),
+                max: Math.round(o.at(-1) ?? 0),
+              },
+            ];
+          }),
+        ),
+        retried,
         maxMs: Math.round(sorted.at(-1) ?? 0),
         killedS2AtSecond: Number((killedAt / 1000).toFixed(1)),
         bookings: booked.length,
