@@ -174,8 +174,11 @@ beforeAll(async () => {
     [
       "global",
       "  maxconn 1000",
+      "  log stderr format raw local0",
       "defaults",
       "  mode http",
+      "  log global",
+      "  option httplog",
       "  timeout connect 1s",
       "  timeout client 5m",
       "  timeout server 5m",
@@ -190,7 +193,9 @@ beforeAll(async () => {
       "  option httpchk GET /readyz",
       "  http-check expect status 200",
       "  timeout check 3s",
-      "  default-server inter 1s fall 2 rise 2",
+      // A server marked down has its open sessions cut at once: requests stuck on a dead
+      // instance fail within the check interval (and are retried) instead of hanging.
+      "  default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions",
       "  http-response set-header X-Haven-Server %s",
       `  server s1 127.0.0.1:${PORTS.s1} check`,
       `  server s2 127.0.0.1:${PORTS.s2} check`,
@@ -198,7 +203,7 @@ beforeAll(async () => {
     ].join("\n"),
   );
   const haproxy = spawn("/usr/sbin/haproxy", ["-db", "-f", join(work, "haproxy.cfg")], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "ignore", openSync(join(logDir, "haproxy.log"), "w")],
   });
   procs.push(haproxy);
   await waitFor(ready(PORTS.haproxy), "HAProxy");
