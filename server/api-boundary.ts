@@ -27,6 +27,14 @@ export interface Meta {
    * one (startup guard); an API key may call only procedures whose scope it holds (deny by default).
    */
   scope?: ApiKeyScope;
+  /**
+   * Read-only emergency mode (HAVEN_READ_ONLY, ADR 0013): every mutation is refused with
+   * SERVICE_UNAVAILABLE `read_only` (deny by default) unless it says `"allowed"` here. Only
+   * sign-in/out, session ending, MFA verification, break-the-glass and its revocation, audit
+   * verification, disabling accounts and revoking API keys may say so: they write sessions, grants
+   * or audit events, never clinical, scheduling or account-content data.
+   */
+  readOnlyMode?: "allowed";
 }
 
 /** One field-level validation problem, as returned in `error.data.issues`. */

@@ -93,7 +93,13 @@ export async function startHaven(
     const keys = await loadKeys(config, {
       databaseHoldsEncryptedData: () => databaseHoldsEncryptedData(database.db),
     });
-    if (config.HAVEN_MIGRATE_ON_START) await database.migrate();
+    // Read-only emergency mode changes nothing at startup either: no migrations, no demo seed.
+    if (config.HAVEN_MIGRATE_ON_START && !config.HAVEN_READ_ONLY) await database.migrate();
+    if (config.HAVEN_READ_ONLY) {
+      log.warn(
+        "read-only emergency mode: changes are refused (HAVEN_READ_ONLY), no migrations run",
+      );
+    }
     const deps = {
       db: database.db,
       crypto: new PhiCrypto(keys.keyring),
@@ -145,6 +151,7 @@ export async function startHaven(
       reminders: reminderSettingsFrom(config),
       mail: createMailTransport(config, log),
       metrics: new Metrics({ queueDepth: () => reminderQueueDepth(database.db) }),
+      readOnly: config.HAVEN_READ_ONLY,
       sessions: new SessionManager(database.db, {
         ttlHours: config.HAVEN_SESSION_TTL_HOURS,
         idleTimeoutMinutes: config.HAVEN_IDLE_TIMEOUT_MINUTES,
@@ -153,7 +160,9 @@ export async function startHaven(
       }),
     };
     const demoWanted =
-      config.HAVEN_DEMO === "true" || (config.HAVEN_DEMO === "auto" && database.kind === "pglite");
+      !config.HAVEN_READ_ONLY &&
+      (config.HAVEN_DEMO === "true" ||
+        (config.HAVEN_DEMO === "auto" && database.kind === "pglite"));
     const demo = demoWanted
       ? await seedDemo(deps, { loginsFile: `${config.HAVEN_DATA_DIR}/demo-logins.txt` })
       : { seeded: false };
@@ -169,6 +178,7 @@ export async function startHaven(
       allowedOrigins: config.HAVEN_ALLOWED_ORIGINS,
       metricsToken: config.HAVEN_METRICS_TOKEN,
       hsts: config.NODE_ENV === "production",
+      trustProxy: config.HAVEN_TRUST_PROXY,
       rateLimit: {
         db: database.db,
         perIp: config.HAVEN_RATE_LIMIT_IP,

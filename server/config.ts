@@ -64,6 +64,38 @@ const envSchema = z.object({
   HAVEN_RATE_LIMIT_API_KEY: z.coerce.number().int().min(0).max(10_000_000).default(20_000),
   /** Rate-limit window, seconds. */
   HAVEN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3_600).default(60),
+  /**
+   * Reverse proxies / load balancers whose `X-Forwarded-For` (and `-Proto`, `-Host`) Haven believes:
+   * comma-separated IP addresses or CIDR ranges (e.g. `10.0.0.5,10.0.1.0/24`). Empty (default): the
+   * client IP is the TCP peer and forwarded headers are ignored, because anyone can send them
+   * (CWE-348, use of a less trusted source; e.g. CVE-2020-28483 in gin: trusting them from
+   * everyone lets an attacker choose the IP the login and rate-limit throttles count, and forge
+   * the address in the audit trail). Set it to exactly the proxies in front of Haven: the client IP
+   * is then the right-most `X-Forwarded-For` entry not in this list.
+   */
+  HAVEN_TRUST_PROXY: z
+    .string()
+    .default("")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], {
+          error: "must be IP addresses or CIDR ranges, comma-separated",
+        }),
+      ),
+    ),
+  /**
+   * Read-only emergency mode (45 CFR 164.308(a)(7)(ii)(C); ADR 0013): records are read (and every
+   * read audited) while every clinical, scheduling and account change answers 503 `read_only` with
+   * `Retry-After`. Sign-in, sign-out, MFA verification and break-the-glass keep working. Migrations
+   * and demo seeding are skipped at startup. /readyz reports `mode`.
+   */
+  HAVEN_READ_ONLY: booleanString.default(false),
   /** Longest time SIGTERM/SIGINT waits for in-flight requests before closing sockets, ms. */
   HAVEN_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
   /** Bearer token for GET /metrics; unset = loopback clients only. */

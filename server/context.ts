@@ -28,6 +28,11 @@ export interface AppServices {
   reminders?: ReminderSettings;
   /** Prometheus metrics of this server; absent in tests that do not need them. */
   metrics?: Metrics;
+  /**
+   * Read-only emergency mode (HAVEN_READ_ONLY, ADR 0013): reads are served and audited, mutations
+   * refused unless their meta says `readOnlyMode: "allowed"`. Absent = false.
+   */
+  readOnly?: boolean;
 }
 
 /** Per-request tRPC context. Handlers read the caller from `actor` (null when anonymous). */
@@ -41,6 +46,8 @@ export interface Context extends BoundaryContext {
   privacy: PrivacySettings;
   reminders: ReminderSettings;
   metrics: Metrics | undefined;
+  /** Read-only emergency mode is on (see {@link AppServices.readOnly}). */
+  readOnly: boolean;
   actor: Actor | null;
   /** Whether the current session has passed MFA (TOTP or a recovery code). */
   mfaVerified: boolean;
@@ -96,6 +103,7 @@ export function createContextInner(services: AppServices, opts: InnerContextOpti
     privacy: services.privacy ?? DEFAULT_PRIVACY_SETTINGS,
     reminders: services.reminders ?? DEFAULT_REMINDER_SETTINGS,
     metrics: services.metrics,
+    readOnly: services.readOnly ?? false,
     actor,
     mfaVerified: opts.mfaVerified ?? false,
     mfaEnrolled: opts.mfaEnrolled ?? false,

@@ -20,7 +20,7 @@ import { adminStatic } from "./admin-static.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";
 import { type AppServices, type Context, createContextInner } from "./context.ts";
-import { TooManyRequestsError } from "./kernel/errors.ts";
+import { ReadOnlyModeError, TooManyRequestsError } from "./kernel/errors.ts";
 import { sha256Hex } from "./kernel/hash.ts";
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import { openApiPlugin } from "./openapi/plugin.ts";
@@ -51,6 +51,11 @@ export interface ServerOptions {
   rateLimit?: RateLimitSettings | undefined;
   /** Send `Strict-Transport-Security` (NODE_ENV=production; behind TLS). */
   hsts?: boolean;
+  /**
+   * Proxies (IP addresses / CIDR ranges) whose `X-Forwarded-For`, `-Proto` and `-Host` are
+   * believed (HAVEN_TRUST_PROXY). Empty or omitted: none; the client IP is the TCP peer.
+   */
+  trustProxy?: readonly string[];
 }
 
 /** Methods Haven answers; anything else (TRACE, CONNECT, PUT…) gets 405 with `Allow`. */
@@ -195,7 +200,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     genReqId: () => uuidv7(),
     bodyLimit: options.bodyLimit ?? 1_048_576,
     routerOptions: { maxParamLength: 2_000 },
-    trustProxy: false,
+    // Forwarded headers only from the configured proxies (never from anyone: a forged
+    // X-Forwarded-For would pick the IP that throttles count and the audit trail records).
+    // `req.ip` is then the right-most address not in the list (proxy-addr).
+    trustProxy:
+      options.trustProxy && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
     // Slow-body defence (issue 13): Node ends a request not fully received within requestTimeout
     // (408), checked every second; headers get the same bound.
     requestTimeout: requestTimeoutMs,
@@ -354,15 +363,18 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     const { contentType, body } = await metrics.render();
     return reply.header("content-type", contentType).send(body);
   });
+  // `mode` says whether writes are accepted: a read-only instance is still ready (it serves reads),
+  // so a load balancer keeps routing to it; monitoring alerts on `mode: "read-only"` (ADR 0013).
+  const mode = services.readOnly ? "read-only" : "read-write";
   app.get("/readyz", async (_req, reply) => {
     try {
       await options.database.ping();
-      return { status: "ready" };
+      return { status: "ready", mode };
     } catch {
       return reply
         .code(503)
         .header("retry-after", String(UNAVAILABLE_RETRY_AFTER_SECONDS))
-        .send({ status: "unavailable" });
+        .send({ status: "unavailable", mode });
     }
   });
 
@@ -380,9 +392,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       responseMeta({ errors }) {
         let retry = 0;
         for (const e of errors) {
-          if (e.cause instanceof TooManyRequestsError)
+          if (e.cause instanceof TooManyRequestsError || e.cause instanceof ReadOnlyModeError)
             retry = Math.max(retry, e.cause.retryAfterSeconds);
-          if (e.code === "SERVICE_UNAVAILABLE")
+          else if (e.code === "SERVICE_UNAVAILABLE")
             retry = Math.max(retry, UNAVAILABLE_RETRY_AFTER_SECONDS);
         }
         return retry > 0 ? { headers: { "retry-after": String(retry) } } : {};

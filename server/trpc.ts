@@ -11,6 +11,7 @@ import {
   DomainError,
   ForbiddenError,
   NotFoundError,
+  ReadOnlyModeError,
   sqlState,
   TooManyRequestsError,
   UnauthorizedError,
@@ -125,7 +126,7 @@ export function describeError(
       issues: issues ?? null,
       reason: cause instanceof DomainError ? (cause.reason ?? null) : null,
       retryAfterSeconds:
-        cause instanceof TooManyRequestsError
+        cause instanceof TooManyRequestsError || cause instanceof ReadOnlyModeError
           ? cause.retryAfterSeconds
           : error.code === "SERVICE_UNAVAILABLE"
             ? UNAVAILABLE_RETRY_AFTER_SECONDS
@@ -141,6 +142,7 @@ const DOMAIN_CODES: [new (...args: never[]) => DomainError, TRPC_ERROR_CODE_KEY]
   [ConflictError, "CONFLICT"],
   [ValidationError, "BAD_REQUEST"],
   [TooManyRequestsError, "TOO_MANY_REQUESTS"],
+  [ReadOnlyModeError, "SERVICE_UNAVAILABLE"],
 ];
 
 /**
@@ -244,6 +246,14 @@ const mapErrors = t.middleware(async ({ next }) => {
  */
 export const publicProcedure = measured
   .use(mapErrors)
+  .use(async function refuseWritesWhenReadOnly({ ctx, meta, type, next }) {
+    // Emergency mode (ADR 0013), before any access check or input parsing: a refused mutation does
+    // no database work at all. Deny by default: only mutations that declare it may run.
+    if (ctx.readOnly && type === "mutation" && meta?.readOnlyMode !== "allowed") {
+      throw new ReadOnlyModeError();
+    }
+    return next();
+  })
   .use(async function enforceAccess({ ctx, meta, path, next }) {
     const roles = meta?.roles;
     if (!roles) {

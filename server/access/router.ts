@@ -31,7 +31,7 @@ export const accessRouter = router({
    * (`care_relationship_exists`), TOO_MANY_REQUESTS (wrong codes).
    */
   breakGlass: protectedProcedure
-    .meta({ roles: ["clinician"], phi: true })
+    .meta({ roles: ["clinician"], phi: true, readOnlyMode: "allowed" })
     .input(breakGlassInput)
     .output(grantOutput)
     .mutation(({ ctx, input }) =>
@@ -49,7 +49,7 @@ export const accessRouter = router({
    * it, or an admin of the patient's organization. Errors: NOT_FOUND, FORBIDDEN.
    */
   revoke: protectedProcedure
-    .meta({ roles: ["clinician", "admin"], phi: true })
+    .meta({ roles: ["clinician", "admin"], phi: true, readOnlyMode: "allowed" })
     .input(revokeInput)
     .output(grantOutput)
     .mutation(({ ctx, input }) => revokeGrant(ctx.deps, ctx.actor, ctx.auditActor, input.grantId)),

@@ -105,7 +105,7 @@ export const usersRouter = router({
    * session at once and blocks sign-in. Errors: NOT_FOUND, FORBIDDEN (self, service account).
    */
   setDisabled: protectedProcedure
-    .meta({ roles: ADMIN, phi: false, mfa: true })
+    .meta({ roles: ADMIN, phi: false, mfa: true, readOnlyMode: "allowed" })
     .input(setDisabledInput)
     .output(sessionsRevokedOutput)
     .mutation(({ ctx, input }) =>
@@ -147,7 +147,7 @@ export const apiKeysRouter = router({
 
   /** `auth.apiKeys.revoke` — `{ keyId }` → `{ ok: true }`; the key stops working at once. */
   revoke: protectedProcedure
-    .meta({ roles: ADMIN, phi: false, mfa: true })
+    .meta({ roles: ADMIN, phi: false, mfa: true, readOnlyMode: "allowed" })
     .input(apiKeyRevokeInput)
     .output(okOutput)
     .mutation(async ({ ctx, input }) => {

@@ -43,7 +43,7 @@ export const auditProcedures = {
    * Seals pending events first. Admins. Audited.
    */
   verify: protectedProcedure
-    .meta({ roles: ["admin"], phi: false, mfa: true })
+    .meta({ roles: ["admin"], phi: false, mfa: true, readOnlyMode: "allowed" })
     .input(verifyInput)
     .output(verifyOutput)
     .mutation(({ ctx, input }) => verifyAuditTrail(ctx.deps, ctx.auditActor, input?.anchor)),

@@ -48,7 +48,7 @@ const sessionsRouter = router({
    * Errors: NOT_FOUND (not one of the caller's sessions).
    */
   revoke: protectedProcedure
-    .meta({ roles: SESSION_ROLES, phi: false })
+    .meta({ roles: SESSION_ROLES, phi: false, readOnlyMode: "allowed" })
     .input(sessionRevokeInput)
     .output(okOutput)
     .mutation(async ({ ctx, input }) => {
@@ -115,14 +115,14 @@ export const authProcedures = {
    * `Retry-After` after 5 failures per account or 50 per IP in 15 minutes.
    */
   login: publicProcedure
-    .meta({ roles: "public", phi: false })
+    .meta({ roles: "public", phi: false, readOnlyMode: "allowed" })
     .input(loginInput)
     .output(loginOutput)
     .mutation(({ ctx, input }) => signIn(ctx.deps, ctx, input, requestOf(ctx))),
 
   /** `auth.logout` — revokes the current session server-side and clears the cookie. */
   logout: protectedProcedure
-    .meta({ roles: SESSION_ROLES, phi: false })
+    .meta({ roles: SESSION_ROLES, phi: false, readOnlyMode: "allowed" })
     .input(emptyInput)
     .output(okOutput)
     .mutation(async ({ ctx }) => {
@@ -135,7 +135,7 @@ export const authProcedures = {
    * the cookie → `{ revoked }`. Audited `auth.logout_everywhere`.
    */
   logoutEverywhere: protectedProcedure
-    .meta({ roles: SESSION_ROLES, phi: false })
+    .meta({ roles: SESSION_ROLES, phi: false, readOnlyMode: "allowed" })
     .input(emptyInput)
     .output(revokedCountOutput)
     .mutation(({ ctx }) => logoutEverywhere(ctx.deps, ctx, ctx.actor, ctx.auditActor)),

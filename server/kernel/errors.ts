@@ -42,6 +42,24 @@ export class TooManyRequestsError extends DomainError {
   }
 }
 
+/**
+ * 503: Haven runs in read-only emergency mode (HAVEN_READ_ONLY, ADR 0013) and the procedure would
+ * change clinical, scheduling or account data. Nothing is wrong with the request: retry after
+ * `retryAfterSeconds`, when the mode may have ended.
+ */
+export class ReadOnlyModeError extends DomainError {
+  override name = "ReadOnlyModeError";
+  /** Seconds a client should wait before retrying (also sent as `Retry-After`). */
+  static readonly RETRY_AFTER_SECONDS = 60;
+  readonly retryAfterSeconds = ReadOnlyModeError.RETRY_AFTER_SECONDS;
+  constructor() {
+    super(
+      "Haven is in read-only emergency mode: records can be read, changes are refused; retry later",
+      "read_only",
+    );
+  }
+}
+
 /** Postgres SQLSTATE of a driver error, looking through Drizzle's wrapper (`cause`). */
 export function sqlState(err: unknown): string | undefined {
   let e: unknown = err;

@@ -65,7 +65,7 @@ export const mfaRouter = router({
    * `mfa_not_enrolled`, TOO_MANY_REQUESTS (with Retry-After).
    */
   verify: protectedProcedure
-    .meta({ roles: SESSION_ROLES, phi: false })
+    .meta({ roles: SESSION_ROLES, phi: false, readOnlyMode: "allowed" })
     .input(mfaVerifyInput)
     .output(sessionTokenOutput)
     .mutation(({ ctx, input }) => verifyOwnMfa(ctx.deps, ctx, ctx.actor, ctx.auditActor, input)),

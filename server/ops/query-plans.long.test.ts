@@ -37,7 +37,7 @@ planSuite({
     >`
       SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
              round(mean_exec_time::numeric, 3) AS mean_ms, rows,
-             left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+             left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 160) AS query
       FROM pg_stat_statements
       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
       ORDER BY total_exec_time DESC LIMIT 15`;

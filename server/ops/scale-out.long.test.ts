@@ -1,29 +1,44 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { and, eq, inArray } from "drizzle-orm";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHavenClient } from "../../client-sdk/index.ts";
+import { openDatabase } from "../../db/client.ts";
+import { auditEvents } from "../../db/schema/index.ts";
 import { type Clinic, makeClinic, setHours } from "../appointments/fixtures.ts";
 import { loginWithMfa, makeUser, type TestUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
-import { portInUse, spawnAsClusterUser } from "./cluster.ts";
+import { createCluster, portInUse, spawnAsClusterUser, type ThrowawayCluster } from "./cluster.ts";
 
 /**
  * Issue 15 §3, scale-out on real components (long mode): two Haven processes behind HAProxy
- * (round-robin, health check GET /readyz) with PgBouncer (transaction pooling) between them and
- * the shared PostgreSQL; DATABASE_DIRECT_URL carries LISTEN/NOTIFY. A fixed-rate mixed load
- * (reads, bookings, logins) runs for HAVEN_SCALE_SECONDS (default 60; 15 for a short run) with one
- * SSE subscriber per instance; instance 2 is SIGKILLed midway. Requests that fail on the killed
- * instance (connection reset / 502 / 503) are retried by the generator; every other failure
- * counts as an error. Every booking event must reach both subscribers (the one on the killed
- * instance reconnects through HAProxy and resumes from its last event id).
+ * (round-robin, health check GET /readyz, `option forwardfor`) with PgBouncer 1.18 (Debian 12;
+ * transaction pooling, so no prepared statements) between them and a throwaway PostgreSQL cluster
+ * with pg_stat_statements preloaded; DATABASE_DIRECT_URL carries LISTEN/NOTIFY. A fixed-rate mixed
+ * load (reads, bookings, logins) runs for HAVEN_SCALE_SECONDS (default 15, the CI size; 60 for the
+ * issue's full run) with one SSE subscriber per instance; instance 2 is SIGKILLed midway. Requests
+ * that fail on the killed instance (connection reset / 502 / 503) are retried by the generator;
+ * every other failure counts as an error. Every booking event must reach both subscribers (the one
+ * on the killed instance reconnects through HAProxy and resumes from its last event id, replayed
+ * from the change log). Logins come from distinct loopback addresses with a forged
+ * X-Forwarded-For: with HAVEN_TRUST_PROXY=127.0.0.1 the audit trail records each real address,
+ * never HAProxy's and never the forged one. Reports requests, errors, p50/p99, throughput, events
+ * per subscriber and the top statements by total execution time.
  */
-const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "60");
+const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "15");
 const RATE = Number(process.env.HAVEN_SCALE_RATE ?? "10"); // requests per second
-const PORTS = { haproxy: 47030, s1: 47031, s2: 47032, pgbouncer: 47021 };
+const PORTS = { haproxy: 45530, s1: 45531, s2: 45532, pgbouncer: 45521, postgres: 5499 };
+/** A client-supplied X-Forwarded-For that must never be believed. */
+const FORGED = "198.51.100.66";
+/** Loopback source addresses the logins come from (Linux routes all of 127/8 to lo). */
+const SOURCES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 2}`);
 
+let cluster: ThrowawayCluster | undefined;
 let h: Harness;
 let clinic: Clinic;
 let work: string;
@@ -61,7 +76,24 @@ beforeAll(async () => {
   for (const p of Object.values(PORTS)) {
     if (await portInUse(p)) throw new Error(`port ${p} in use (a stale run?)`);
   }
-  h = await createHarness();
+  // Throwaway cluster: pg_stat_statements needs shared_preload_libraries (a restart), which the
+  // shared cluster must not get.
+  cluster = await createCluster({
+    port: PORTS.postgres,
+    settings: {
+      shared_preload_libraries: "'pg_stat_statements'",
+      "pg_stat_statements.track": "top",
+      max_connections: "120",
+    },
+  });
+  await cluster.psql("CREATE DATABASE haven_scale");
+  const dbUrl = cluster.url("haven_scale");
+  const handle = await openDatabase({ url: dbUrl, maxConnections: 5 });
+  await handle.migrate();
+  await cluster.psql("CREATE EXTENSION pg_stat_statements", "haven_scale");
+  h = await createHarness({
+    testDb: { handle, url: dbUrl, name: "haven_scale", drop: () => handle.close() },
+  });
   clinic = await makeClinic(h);
   // Open every day around the clock, 15-minute slots: room for every booking of the run.
   await setHours(
@@ -88,7 +120,7 @@ beforeAll(async () => {
     join(work, "pgbouncer.ini"),
     [
       "[databases]",
-      `${dbName} = host=127.0.0.1 port=5432 dbname=${dbName}`,
+      `${dbName} = host=127.0.0.1 port=${PORTS.postgres} dbname=${dbName}`,
       "[pgbouncer]",
       "listen_addr = 127.0.0.1",
       `listen_port = ${PORTS.pgbouncer}`,
@@ -124,6 +156,8 @@ beforeAll(async () => {
         HAVEN_DATA_DIR: join(work, name),
         HAVEN_PHI_KEYS: `${keyring.activeKeyId}:${keyring.key(keyring.activeKeyId).toString("base64")}`,
         HAVEN_BLIND_INDEX_KEY: keyring.blindIndexKey.toString("base64"),
+        // HAProxy connects from 127.0.0.1 and appends the client to X-Forwarded-For.
+        HAVEN_TRUST_PROXY: "127.0.0.1",
         LOG_LEVEL: "warn",
       },
       stdio: ["ignore", "ignore", openSync(join(logDir, `${name}.log`), "w")],
@@ -140,8 +174,11 @@ beforeAll(async () => {
     [
       "global",
       "  maxconn 1000",
+      "  log stderr format raw local0",
       "defaults",
       "  mode http",
+      "  log global",
+      "  option httplog",
       "  timeout connect 1s",
       "  timeout client 5m",
       "  timeout server 5m",
@@ -152,10 +189,13 @@ beforeAll(async () => {
       "  default_backend haven",
       "backend haven",
       "  balance roundrobin",
+      "  option forwardfor",
       "  option httpchk GET /readyz",
       "  http-check expect status 200",
       "  timeout check 3s",
-      "  default-server inter 1s fall 2 rise 2",
+      // A server marked down has its open sessions cut at once: requests stuck on a dead
+      // instance fail within the check interval (and are retried) instead of hanging.
+      "  default-server inter 1s fall 2 rise 2 on-marked-down shutdown-sessions",
       "  http-response set-header X-Haven-Server %s",
       `  server s1 127.0.0.1:${PORTS.s1} check`,
       `  server s2 127.0.0.1:${PORTS.s2} check`,
@@ -163,7 +203,7 @@ beforeAll(async () => {
     ].join("\n"),
   );
   const haproxy = spawn("/usr/sbin/haproxy", ["-db", "-f", join(work, "haproxy.cfg")], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "ignore", openSync(join(logDir, "haproxy.log"), "w")],
   });
   procs.push(haproxy);
   await waitFor(ready(PORTS.haproxy), "HAProxy");
@@ -179,6 +219,7 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
   progress(`instance logs kept in ${logDir}`);
   await h?.close();
+  await cluster?.destroy();
 }, 60_000);
 
 /** Failures that mean "the instance went away under this request": retried by the generator. */
@@ -190,6 +231,54 @@ function retryable(err: unknown): boolean {
   return /fetch failed|ECONNRESET|socket hang up|other side closed|terminated|Unexpected end|JSON|aborted|timeout/i.test(
     text,
   );
+}
+
+/**
+ * A fetch whose connection leaves from `localAddress` and that adds `headers`: a client on another
+ * address (the SDK's own fetch cannot pick a source address). 10 s deadline.
+ */
+function fetchFrom(localAddress: string, headers: Record<string, string>): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(String(input));
+    const h = new Headers(init?.headers);
+    for (const [k, v] of Object.entries(headers)) h.set(k, v);
+    const body =
+      init?.body == null
+        ? undefined
+        : typeof init.body === "string"
+          ? init.body
+          : Buffer.from(await new Response(init.body).arrayBuffer());
+    return await new Promise<Response>((resolve, reject) => {
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname + url.search,
+          method: init?.method ?? "GET",
+          headers: Object.fromEntries(h),
+          localAddress,
+          signal: AbortSignal.timeout(10_000),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => {
+            const out = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) {
+              if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(", ") : v);
+            }
+            resolve(
+              new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: out }),
+            );
+          });
+        },
+      );
+      req.on("error", reject);
+      if (body) req.write(body);
+      req.end();
+    });
+  }) as typeof fetch;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -262,8 +351,12 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         to: new Date(from.getTime() + 14 * 86_400_000),
       });
       let nextSlot = 0;
+      let nextLogin = 0;
 
       const latencies: number[] = [];
+      const byKind = { read: [] as number[], book: [] as number[], login: [] as number[] };
+      /** Requests that needed a retry: kind, attempts, ms from first send to settled. */
+      const retried: { kind: string; attempts: number; ms: number; causes: string[] }[] = [];
       const errors: string[] = [];
       const booked: string[] = [];
       let retries = 0;
@@ -272,13 +365,22 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
       const kinds = { read: 0, book: 0, login: 0 };
 
       const pending = new Map<number, string>();
+      /** The source addresses each login account signed in from. */
+      const loginSources = new Map<string, Set<string>>();
+      // Statistics of the load only, not of the setup.
+      const stats = postgres(h.testDb.url, { max: 1, onnotice: () => {} });
+      await stats`SELECT pg_stat_statements_reset()`;
       const one = async (i: number): Promise<void> => {
         const kind = i % 20 < 12 ? "read" : i % 20 < 17 ? "book" : "login";
         kinds[kind]++;
         pending.set(i, kind);
         const slot = kind === "book" ? slots[nextSlot++] : undefined;
+        const loginNo = kind === "login" ? nextLogin++ : 0;
         const started = performance.now();
+        let attempts = 0;
+        const causes: string[] = [];
         for (let attempt = 0; ; attempt++) {
+          attempts = attempt;
           try {
             if (kind === "read") {
               await sdk.patients.get.query({ patientId: clinic.patient.id });
@@ -292,10 +394,17 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
               });
               booked.push(a.id);
             } else {
-              await createHavenClient({ url: lb, fetch: timedFetch }).auth.login.mutate({
-                email: clinic.patient.user.email,
-                password: clinic.patient.user.password,
-              });
+              const user = loginUsers[loginNo % loginUsers.length];
+              if (!user) throw new Error("no login users");
+              const source = SOURCES[loginNo % SOURCES.length] ?? "127.0.0.2";
+              await createHavenClient({
+                url: lb,
+                fetch: fetchFrom(source, { "x-forwarded-for": FORGED }),
+              }).auth.login.mutate({ email: user.email, password: user.password });
+              loginSources.set(
+                user.userId,
+                (loginSources.get(user.userId) ?? new Set()).add(source),
+              );
             }
             break;
           } catch (err) {
@@ -308,6 +417,12 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
             }
             if (attempt < 8 && retryable(err)) {
               retries++;
+              causes.push(
+                `${(err as { data?: { httpStatus?: number } }).data?.httpStatus ?? ""}${(err as Error).message}`.slice(
+                  0,
+                  60,
+                ),
+              );
               await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
               continue;
             }
@@ -315,7 +430,11 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
             break;
           }
         }
-        latencies.push(performance.now() - started);
+        const ms = performance.now() - started;
+        latencies.push(ms);
+        byKind[kind].push(ms);
+        if (attempts > 0)
+          retried.push({ kind, attempts: attempts + 1, ms: Math.round(ms), causes });
         completed++;
         pending.delete(i);
       };
@@ -354,6 +473,49 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
       stopping = true;
       for (const s of subs) s.unsubscribe();
 
+      // The client IP behind HAProxy: every login's audit event names the address it came from.
+      const loginEvents = await h.deps.db
+        .select({ userId: auditEvents.resourceId, ip: auditEvents.ip })
+        .from(auditEvents)
+        .where(
+          and(
+            eq(auditEvents.action, "auth.login"),
+            inArray(
+              auditEvents.resourceId,
+              loginUsers.map((u) => u.userId),
+            ),
+          ),
+        );
+      const ipsSeen = [...new Set(loginEvents.map((e) => e.ip))].sort();
+      // The subscriber that lost its instance resumed after its last event id (audited on subscribe).
+      const subscribes = await h.deps.db
+        .select({ details: auditEvents.details })
+        .from(auditEvents)
+        .where(
+          and(
+            eq(auditEvents.action, "appointment.subscribe"),
+            eq(auditEvents.actorUserId, clinic.staff.userId),
+          ),
+        );
+      const resumedSubscriptions = subscribes.filter((e) => e.details?.resumed === true).length;
+
+      const top = await stats<
+        { calls: string; total_ms: string; mean_ms: string; rows: string; query: string }[]
+      >`
+        SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+               round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+               left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 140) AS query
+        FROM pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY total_exec_time DESC LIMIT 10`;
+      await stats.end();
+      console.log("[scale] pg_stat_statements during the load, top 10 by total execution time:");
+      for (const r of top) {
+        console.log(
+          `[scale]   ${r.total_ms} ms total, ${r.calls} calls, ${r.mean_ms} ms mean, ${r.rows} rows: ${r.query}`,
+        );
+      }
+
       const sorted = [...latencies].sort((a, b) => a - b);
       const report = {
         seconds: SECONDS,
@@ -367,9 +529,25 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         ambiguousBookings,
         p50ms: Math.round(percentile(sorted, 50)),
         p99ms: Math.round(percentile(sorted, 99)),
+        byKind: Object.fromEntries(
+          Object.entries(byKind).map(([k, v]) => {
+            const o = [...v].sort((a, b) => a - b);
+            return [
+              k,
+              {
+                p50: Math.round(percentile(o, 50)),
+                p99: Math.round(percentile(o, 99)),
+                max: Math.round(o.at(-1) ?? 0),
+              },
+            ];
+          }),
+        ),
+        retried,
         maxMs: Math.round(sorted.at(-1) ?? 0),
         killedS2AtSecond: Number((killedAt / 1000).toFixed(1)),
         bookings: booked.length,
+        loginClientIps: ipsSeen,
+        resumedSubscriptions,
         subscribers: subscribers.map((s) => ({
           servedBy: s.server,
           bookingEventsReceived: booked.filter((id) => s.appointments.has(id)).length,
@@ -379,10 +557,19 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
       };
       console.log(`[scale] ${JSON.stringify(report)}`);
       expect(errors).toEqual([]);
+      // Logins were recorded under their real source addresses: never HAProxy's 127.0.0.1 and never
+      // the forged X-Forwarded-For.
+      expect(loginEvents.length).toBeGreaterThanOrEqual(kinds.login);
+      for (const e of loginEvents) {
+        expect(e.userId && loginSources.get(e.userId)?.has(e.ip ?? "")).toBe(true);
+      }
+      expect(ipsSeen).not.toContain(FORGED);
+      expect(ipsSeen).not.toContain("127.0.0.1");
       for (const s of subscribers) {
         expect(booked.filter((id) => !s.appointments.has(id))).toEqual([]);
       }
       expect(instances.get("s2")?.signalCode).toBe("SIGKILL");
+      expect(resumedSubscriptions).toBeGreaterThanOrEqual(1);
     },
     SECONDS * 1000 + 150_000,
   );

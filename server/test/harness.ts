@@ -52,11 +52,18 @@ export async function createHarness(
   options: {
     logLevel?: string /** DB pool size (default 5; race tests need more). */;
     maxConnections?: number;
+    /**
+     * A database prepared by the caller (a throwaway cluster's, for long tests that need server
+     * settings the shared cluster lacks); `close()` calls its `drop()`. Default: a fresh clone.
+     */
+    testDb?: TestDatabase;
   } = {},
 ): Promise<Harness> {
-  const testDb = await createTestDatabase(
-    options.maxConnections ? { maxConnections: options.maxConnections } : {},
-  );
+  const testDb =
+    options.testDb ??
+    (await createTestDatabase(
+      options.maxConnections ? { maxConnections: options.maxConnections } : {},
+    ));
   const logs = new LogSink();
   const clock = { now: new Date() };
   const deps: Deps = {
