@@ -421,7 +421,7 @@ function Disclosures(props: { tz: string }) {
             </thead>
             <tbody>
               {list.data.items.map((d: Disclosure) => (
-                <tr key={d.id}>
+                <tr key={d.id} data-event-id={d.id}>
                   <td>{formatStamp(d.occurredAt, tz)}</td>
                   <td>
                     {d.actor.practitionerName ??
