@@ -22,6 +22,29 @@ function localInput(t: Date, timeZone: string): string {
   return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
 }
 
+/**
+ * A patient of the demo clinician's clinic that the clinician has no care relationship with. Each
+ * Synthea bundle brings its own organization, so the demo clinic may hold only related patients:
+ * then one unrelated patient is moved into the clinic first (as a transfer between clinics would).
+ */
+async function unrelatedPatient(): Promise<string> {
+  const find = (sameOrg: boolean) =>
+    query<{ id: string; org: string }>(
+      `SELECT p.id, c.org FROM patients p,
+         (SELECT pr.id AS practitioner, u.organization_id AS org FROM practitioners pr
+            JOIN users u ON u.id = pr.user_id WHERE u.role = 'clinician' ORDER BY u.created_at LIMIT 1) c
+        WHERE ${sameOrg ? "p.organization_id = c.org" : "true"}
+          AND p.id NOT IN (SELECT patient_id FROM care_relationships WHERE practitioner_id = c.practitioner)
+        ORDER BY p.id LIMIT 1`,
+    );
+  const [inClinic] = await find(true);
+  if (inClinic) return inClinic.id;
+  const [other] = await find(false);
+  if (!other) throw new Error("demo data lacks a patient unrelated to the clinician");
+  await query(`UPDATE patients SET organization_id = $1 WHERE id = $2`, [other.org, other.id]);
+  return other.id;
+}
+
 async function rowIds(table: import("@playwright/test").Locator): Promise<string[]> {
   return table
     .locator("tbody tr")
@@ -104,8 +127,8 @@ test("audit search filters by actor, action, outcome and time, and pages with th
   const clinic = await staff.appointments.practitioners.query({});
   const [found] = await staff.patients.search.query({ mrn: PATIENT.mrn });
   if (!found) throw new Error("demo patient missing");
-  const [staffUser] = await query<{ id: string; email: string }>(
-    `SELECT id, email FROM users WHERE role = 'staff' ORDER BY created_at LIMIT 1`,
+  const [staffUser] = await query<{ id: string }>(
+    `SELECT id FROM users WHERE role = 'staff' ORDER BY created_at LIMIT 1`,
   );
   if (!staffUser) throw new Error("no staff user");
   // The range starts at this minute in the clinic's zone; 57 reads land in it (> one page of 50).
@@ -123,7 +146,7 @@ test("audit search filters by actor, action, outcome and time, and pages with th
   await signInAs(context, "admin");
   await page.goto("/admin/audit");
   await expect(page.getByRole("heading", { name: "Search the audit trail" })).toBeVisible();
-  await page.getByLabel("Actor").selectOption({ label: `${staffUser.email} (staff)` });
+  await page.getByLabel("Actor").selectOption({ label: `${state().emails.staff} (staff)` });
   await page.getByLabel("Action").selectOption("patient.read");
   await page.getByLabel("Outcome").selectOption("allowed");
   await page.getByLabel("From (inclusive)").fill(localInput(start, clinic.timeZone));
@@ -160,12 +183,14 @@ test("the accounting of disclosures lists who accessed one patient's record, all
   page,
   context,
 }) => {
+  // One allowed read (front desk) and one refused read (a clinician without a care relationship).
+  const found = { id: await unrelatedPatient() };
   const staff = await apiAs("staff");
-  const [found] = await staff.patients.search.query({ mrn: PATIENT.mrn });
-  if (!found) throw new Error("demo patient missing");
-  await staff.patients.get.query({ patientId: found.id });
-  // Staff may not read access histories: the refusal is itself a disclosure attempt on record.
-  await expect(staff.audit.forPatient.query({ patientId: found.id })).rejects.toMatchObject({
+  const chart = await staff.patients.get.query({ patientId: found.id });
+  const mrn = chart.demographics.mrn;
+  if (!mrn) throw new Error("the unrelated patient has no MRN");
+  const clinician = await apiAs("clinician");
+  await expect(clinician.patients.get.query({ patientId: found.id })).rejects.toMatchObject({
     data: { code: "FORBIDDEN" },
   });
 
@@ -174,17 +199,17 @@ test("the accounting of disclosures lists who accessed one patient's record, all
   await expect(page.getByRole("heading", { name: "Accounting of disclosures" })).toBeVisible();
   await checkBothSizes(page, "07-audit-disclosures-pick");
   const panel = page.getByRole("tabpanel");
-  await panel.getByRole("textbox", { name: "MRN" }).fill(PATIENT.mrn);
+  await panel.getByRole("textbox", { name: "MRN" }).fill(mrn);
   await panel.getByRole("button", { name: "Search" }).click();
   await panel.getByRole("button", { name: /Choose/ }).click();
   const table = page.getByTestId("disclosures");
   await expect(table).toBeVisible();
-  await expect(table.locator("tbody tr", { hasText: "audit.for_patient" }).first()).toContainText(
-    "denied",
-  );
-  await expect(table.locator("tbody tr", { hasText: "patient.read" }).first()).toContainText(
-    "allowed",
-  );
+  await expect(
+    table.locator("tbody tr", { hasText: "patient.read" }).filter({ hasText: "denied" }).first(),
+  ).toContainText("(clinician)");
+  await expect(
+    table.locator("tbody tr", { hasText: "patient.read" }).filter({ hasText: "allowed" }).first(),
+  ).toContainText("(staff)");
   const shown = await rowIds(table);
   const db = (
     await query<{ id: string }>(
@@ -221,13 +246,7 @@ test("an admin reviews a clinician's emergency access from the break-the-glass q
   page,
   context,
 }) => {
-  const [unrelated] = await query<{ id: string }>(
-    `SELECT p.id FROM patients p WHERE p.id NOT IN (
-       SELECT cr.patient_id FROM care_relationships cr JOIN practitioners pr ON pr.id = cr.practitioner_id
-         JOIN users u ON u.id = pr.user_id WHERE u.role = 'clinician')
-     ORDER BY p.id LIMIT 1`,
-  );
-  if (!unrelated) throw new Error("demo data lacks a patient unrelated to the clinician");
+  const unrelated = { id: await unrelatedPatient() };
   const reason = `Unconscious patient in the ER, record needed now (e2e ${Date.now()})`;
   const grant = await breakGlass(unrelated.id, reason);
 

@@ -1,5 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { useId, useState } from "react";
+import { type ReactNode, useId, useState } from "react";
 import { haven } from "./api.ts";
 import { type Found, PatientSearch } from "./PatientSearch.tsx";
 import { Button } from "./ui.tsx";
@@ -139,5 +139,18 @@ export function PatientPicker(props: {
         </p>
       )}
     </fieldset>
+  );
+}
+
+/**
+ * A horizontally scrollable wrapper for a wide table at phone width: a focusable, labelled region
+ * so keyboard users can scroll it too (WCAG 2.1.1; axe `scrollable-region-focusable`).
+ */
+export function TableWrap(props: { label: string; children: ReactNode }) {
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be focusable to be scrolled by keyboard
+    <section className="table-wrap" aria-label={props.label} tabIndex={0}>
+      {props.children}
+    </section>
   );
 }

@@ -4,7 +4,14 @@ import { type FormEvent, useState } from "react";
 import { Tab, TabList, TabPanel, Tabs } from "react-aria-components";
 import { Link, useSearchParams } from "react-router";
 import { fieldIssues, haven, isConflict, messageOf } from "../api.ts";
-import { Pager, PatientPicker, SelectField, useClinicZone, useCursorPager } from "../ops-ui.tsx";
+import {
+  Pager,
+  PatientPicker,
+  SelectField,
+  TableWrap,
+  useClinicZone,
+  useCursorPager,
+} from "../ops-ui.tsx";
 import type { Found } from "../PatientSearch.tsx";
 import { useDraft } from "../session.tsx";
 import { formatStamp, instantOfLocal, zoneLabel } from "../time.ts";
@@ -263,7 +270,7 @@ function AuditSearch(props: { tz: string }) {
         <Empty>No audit events match these filters.</Empty>
       )}
       {results.isSuccess && results.data.items.length > 0 && (
-        <div className="table-wrap">
+        <TableWrap label="Audit events (scrollable)">
           <table data-testid="audit-results">
             <caption>
               Audit events, newest first (times in {zoneLabel(tz)}), page {pager.page}
@@ -321,7 +328,7 @@ function AuditSearch(props: { tz: string }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       )}
       <Pager
         pager={pager}
@@ -403,7 +410,7 @@ function Disclosures(props: { tz: string }) {
         <Empty>No access to this record is recorded in that period.</Empty>
       )}
       {list.isSuccess && list.data.items.length > 0 && (
-        <div className="table-wrap">
+        <TableWrap label="Disclosures (scrollable)">
           <table data-testid="disclosures">
             <caption>
               Accesses to the record of {patient?.name.family}, newest first (times in{" "}
@@ -451,7 +458,7 @@ function Disclosures(props: { tz: string }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       )}
       <Pager
         pager={pager}
@@ -576,7 +583,7 @@ function Verify() {
             )}
           </dl>
           {r.problems.length > 0 && (
-            <div className="table-wrap">
+            <TableWrap label="Problems found (scrollable)">
               <table>
                 <caption>
                   Problems found ({r.problemCount}
@@ -599,7 +606,7 @@ function Verify() {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
           )}
           {r.head && (
             <p className="hint">

@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router";
 import { haven, isConflict, messageOf } from "../api.ts";
-import { Pager, SelectField, useClinicZone, useCursorPager } from "../ops-ui.tsx";
+import { Pager, SelectField, TableWrap, useClinicZone, useCursorPager } from "../ops-ui.tsx";
 import { formatStamp, zoneLabel } from "../time.ts";
 import { Button, Empty, ErrorNote, Loading } from "../ui.tsx";
 
@@ -154,7 +154,7 @@ export default function Reminders() {
           </Empty>
         )}
         {list.isSuccess && list.data.items.length > 0 && (
-          <div className="table-wrap">
+          <TableWrap label="Reminders (scrollable)">
             <table data-testid="reminder-list">
               <caption>
                 {STATUS_LABEL[status]} reminders, latest due first (times in {zoneLabel(tz)}), page{" "}
@@ -209,7 +209,7 @@ export default function Reminders() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
         <Pager
           pager={pager}
