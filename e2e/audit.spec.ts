@@ -278,3 +278,22 @@ test("an admin reviews a clinician's emergency access from the break-the-glass q
     ),
   ).toEqual([]);
 });
+
+test("the audit screen is the admins': staff and clinicians get neither the link nor the page", async ({
+  browser,
+}) => {
+  for (const role of ["staff", "clinician"] as const) {
+    const ctx = await browser.newContext();
+    await signInAs(ctx, role);
+    const page = await ctx.newPage();
+    await page.goto("/admin/audit?tab=verify");
+    await expect(page.getByRole("heading", { name: "Schedule" })).toBeVisible();
+    await expect(page).toHaveURL(/\/admin\/schedule/);
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await expect(nav.getByRole("link", { name: "Audit" })).toHaveCount(0);
+    await expect(nav.getByRole("link", { name: "Reminders" })).toHaveCount(
+      role === "staff" ? 1 : 0,
+    );
+    await ctx.close();
+  }
+});
