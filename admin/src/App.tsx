@@ -1,7 +1,7 @@
 import { lazy, Suspense } from "react";
 import { Navigate, NavLink, Route, Routes } from "react-router";
 import { SignIn } from "./screens/SignIn.tsx";
-import { SessionGate, useSession } from "./session.tsx";
+import { DraftNotice, SessionGate, useSession } from "./session.tsx";
 import { Button, Loading } from "./ui.tsx";
 
 const Schedule = lazy(() => import("./screens/Schedule.tsx"));
@@ -11,16 +11,21 @@ const PatientFind = lazy(() =>
 const PatientChart = lazy(() =>
   import("./screens/Patients.tsx").then((m) => ({ default: m.PatientChart })),
 );
+const Audit = lazy(() => import("./screens/Audit.tsx"));
+const Reminders = lazy(() => import("./screens/Reminders.tsx"));
 
 type Role = "patient" | "clinician" | "staff" | "admin" | "service";
 const NAV: { to: string; label: string; roles: readonly Role[] }[] = [
   { to: "/schedule", label: "Schedule", roles: ["clinician", "staff", "admin"] },
   { to: "/patients", label: "Patients", roles: ["clinician", "staff", "admin"] },
+  { to: "/audit", label: "Audit", roles: ["admin"] },
+  { to: "/reminders", label: "Reminders", roles: ["staff", "admin"] },
 ];
 
 function Shell() {
   const { me, signOut } = useSession();
   const nav = NAV.filter((n) => n.roles.includes(me.user.role));
+  const can = (to: string) => nav.some((n) => n.to === to);
   return (
     <div className="shell">
       <a className="skip" href="#main">
@@ -41,11 +46,14 @@ function Shell() {
         <Button onPress={() => void signOut()}>Sign out</Button>
       </header>
       <main id="main" tabIndex={-1}>
+        <DraftNotice />
         <Suspense fallback={<Loading />}>
           <Routes>
             <Route path="/schedule" element={<Schedule />} />
             <Route path="/patients" element={<PatientFind />} />
             <Route path="/patients/:patientId" element={<PatientChart />} />
+            {can("/audit") && <Route path="/audit" element={<Audit />} />}
+            {can("/reminders") && <Route path="/reminders" element={<Reminders />} />}
             <Route path="*" element={<Navigate to={nav[0]?.to ?? "/schedule"} replace />} />
           </Routes>
         </Suspense>

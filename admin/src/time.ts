@@ -94,3 +94,24 @@ export function zoneLabel(timeZone: string, at: Date = new Date()): string {
   const mm = String(Math.abs(off) % 60).padStart(2, "0");
   return `${timeZone} (${short ? `${short}, ` : ""}UTC${sign}${hh}:${mm})`;
 }
+
+/**
+ * The UTC instant of a local wall time `YYYY-MM-DDTHH:mm` (an `<input type="datetime-local">`
+ * value) in `timeZone`; null when the text is not such a value. In a DST gap the result is the
+ * instant one offset-step later, as the zone's clocks show it.
+ */
+export function instantOfLocal(local: string, timeZone: string): Date | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(local);
+  if (!m) return null;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
+  let t = wall - offsetMs(new Date(wall), timeZone);
+  t = wall - offsetMs(new Date(t), timeZone);
+  return new Date(t);
+}
+
+/** `2026-12-02 14:05:09` in `timeZone` (a log-style stamp for audit and queue tables). */
+export function formatStamp(t: Date, timeZone: string): string {
+  const p = parts(t, timeZone);
+  const two = (n: number | undefined) => String(n ?? 0).padStart(2, "0");
+  return `${p.year}-${two(p.month)}-${two(p.day)} ${two(p.hour)}:${two(p.minute)}:${two(p.second)}`;
+}

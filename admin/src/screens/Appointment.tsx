@@ -52,9 +52,11 @@ export function BookDialog(props: {
 }) {
   const refresh = useRefresh();
   const [patient, setPatient] = useState<Found | null>(null);
-  const [reason, setReason, clearReason] = useDraft(
-    `book.${props.slot.startsAt.toISOString()}`,
+  const when = `${formatDay(localDate(props.slot.startsAt, props.timeZone))} ${formatTime(props.slot.startsAt, props.timeZone)}–${formatTime(props.slot.endsAt, props.timeZone)}`;
+  const [reason, setReason, clearReason, reasonRestored] = useDraft(
+    `book.${props.practitionerId}.${props.slot.startsAt.toISOString()}`,
     "",
+    `Visit reason for a booking ${when} with ${props.practitionerName}`,
   );
   const book = useMutation({
     mutationFn: (p: Found) =>
@@ -75,7 +77,6 @@ export function BookDialog(props: {
     },
   });
   const issues = fieldIssues(book.error);
-  const when = `${formatDay(localDate(props.slot.startsAt, props.timeZone))} ${formatTime(props.slot.startsAt, props.timeZone)}–${formatTime(props.slot.endsAt, props.timeZone)}`;
   return (
     <Modalish title={`Book ${when} with ${props.practitionerName}`} onClose={props.onClose}>
       {patient ? (
@@ -97,6 +98,9 @@ export function BookDialog(props: {
             value={reason}
             onChange={setReason}
             error={issues.reason}
+            {...(reasonRestored && reason
+              ? { description: "Restored: the text you typed before you were signed out." }
+              : {})}
           />
           {book.isError && Object.keys(issues).length === 0 && (
             <ErrorNote>{messageOf(book.error)}</ErrorNote>
@@ -140,8 +144,15 @@ export function AppointmentDialog(props: {
 }) {
   const { item, timeZone: tz } = props;
   const refresh = useRefresh();
-  const [mode, setMode] = useState<"view" | "cancel" | "reschedule">("view");
-  const [cancelReason, setCancelReason, clearCancel] = useDraft(`cancel.${item.id}`, "");
+  const [cancelReason, setCancelReason, clearCancel, cancelRestored] = useDraft(
+    `cancel.${item.id}`,
+    "",
+    `Cancellation reason for the appointment at ${formatDay(localDate(item.startsAt, tz))} ${formatTime(item.startsAt, tz)}`,
+  );
+  // A cancellation reason kept from before a sign-out reopens the cancel form with it.
+  const [mode, setMode] = useState<"view" | "cancel" | "reschedule">(() =>
+    cancelRestored && cancelReason ? "cancel" : "view",
+  );
   const [done, setDone] = useState("");
   const day = localDate(item.startsAt, tz);
   const slots = useQuery({
@@ -263,7 +274,11 @@ export function AppointmentDialog(props: {
             value={cancelReason}
             onChange={setCancelReason}
             error={issues.reason}
-            description="At least 3 characters. Stored encrypted."
+            description={
+              cancelRestored && cancelReason
+                ? "Restored: the text you typed before you were signed out. At least 3 characters. Stored encrypted."
+                : "At least 3 characters. Stored encrypted."
+            }
           />
           <div className="row">
             <Button type="submit" variant="danger" isDisabled={act.isPending}>
