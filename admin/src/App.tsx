@@ -1,5 +1,6 @@
 import { lazy, Suspense } from "react";
 import { Navigate, NavLink, Route, Routes } from "react-router";
+import { AcceptInvitation } from "./screens/AcceptInvitation.tsx";
 import { SignIn } from "./screens/SignIn.tsx";
 import { SessionGate, useSession } from "./session.tsx";
 import { Button, Loading } from "./ui.tsx";
@@ -11,11 +12,13 @@ const PatientFind = lazy(() =>
 const PatientChart = lazy(() =>
   import("./screens/Patients.tsx").then((m) => ({ default: m.PatientChart })),
 );
+const Users = lazy(() => import("./screens/Users.tsx"));
 
 type Role = "patient" | "clinician" | "staff" | "admin" | "service";
 const NAV: { to: string; label: string; roles: readonly Role[] }[] = [
   { to: "/schedule", label: "Schedule", roles: ["clinician", "staff", "admin"] },
   { to: "/patients", label: "Patients", roles: ["clinician", "staff", "admin"] },
+  { to: "/users", label: "Users", roles: ["admin"] },
 ];
 
 function Shell() {
@@ -46,6 +49,7 @@ function Shell() {
             <Route path="/schedule" element={<Schedule />} />
             <Route path="/patients" element={<PatientFind />} />
             <Route path="/patients/:patientId" element={<PatientChart />} />
+            {me.user.role === "admin" && <Route path="/users" element={<Users />} />}
             <Route path="*" element={<Navigate to={nav[0]?.to ?? "/schedule"} replace />} />
           </Routes>
         </Suspense>
@@ -54,7 +58,18 @@ function Shell() {
   );
 }
 
-/** The panel: the sign-in flow until the session is MFA-verified, then the staff screens. */
+/**
+ * The panel: the public invitation page (`/accept-invitation`), else the sign-in flow until the
+ * session is MFA-verified, then the staff screens.
+ */
 export function App() {
-  return <SessionGate signedIn={() => <Shell />} signedOut={(p) => <SignIn {...p} />} />;
+  return (
+    <Routes>
+      <Route path="/accept-invitation" element={<AcceptInvitation />} />
+      <Route
+        path="*"
+        element={<SessionGate signedIn={() => <Shell />} signedOut={(p) => <SignIn {...p} />} />}
+      />
+    </Routes>
+  );
 }
