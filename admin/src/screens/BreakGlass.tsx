@@ -174,13 +174,18 @@ export function EmergencyBanner(props: {
   );
 }
 
+/** How emergency access ended: at its expiry, ended by the holder, or ended elsewhere (admin). */
+export type EndedHow = "expired" | "revoked" | "ended";
+
 /** The message shown once emergency access ended, announced (`role="status"`). */
-export function EmergencyEnded(props: { how: "expired" | "revoked"; at: Date }) {
+export function EmergencyEnded(props: { how: EndedHow; at: Date }) {
   return (
     <p className="note note-info" role="status" data-testid="emergency-ended">
       {props.how === "expired"
         ? `Your emergency access to this chart expired at ${utcTime(props.at)}. The chart is closed.`
-        : `You ended emergency access at ${utcTime(props.at)}. The chart is closed.`}
+        : props.how === "revoked"
+          ? `You ended emergency access at ${utcTime(props.at)}. The chart is closed.`
+          : `Your emergency access to this chart was ended (${utcTime(props.at)}). The chart is closed.`}
     </p>
   );
 }

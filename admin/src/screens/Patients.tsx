@@ -1,11 +1,17 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useCallback, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { haven, isForbidden, messageOf } from "../api.ts";
 import { PatientSearch } from "../PatientSearch.tsx";
 import { useSession } from "../session.tsx";
 import { Button, Empty, ErrorNote, Loading } from "../ui.tsx";
-import { BreakGlassForm, EmergencyBanner, EmergencyEnded, useMyGrants } from "./BreakGlass.tsx";
+import {
+  BreakGlassForm,
+  EmergencyBanner,
+  EmergencyEnded,
+  type EndedHow,
+  useMyGrants,
+} from "./BreakGlass.tsx";
 
 /** Screen 4a: find a patient by MRN or family name + birth date, then open the chart. */
 export function PatientFind() {
@@ -44,13 +50,13 @@ export function PatientChart() {
   const grant = grants.data?.find((g) => g.patientId === patientId) ?? null;
   const [endedFor, setEnded] = useState<{
     patientId: string;
-    how: "expired" | "revoked";
+    how: EndedHow;
     at: Date;
   } | null>(null);
   // An ended grant belongs to the chart it was shown on, not to the next patient opened.
   const ended = endedFor?.patientId === patientId ? endedFor : null;
   const onEnded = useCallback(
-    (how: "expired" | "revoked", at: Date) => {
+    (how: EndedHow, at: Date) => {
       setEnded((e) => (e?.patientId === patientId ? e : { patientId, how, at }));
       // Ask the server again a moment after the end (its clock decides): it refuses from now on.
       window.setTimeout(() => {
@@ -72,8 +78,14 @@ export function PatientChart() {
         ...(cursor ? { cursor } : {}),
       }),
   });
+  // The server no longer lists the grant the chart was opened under (ended elsewhere): closed too.
+  const lost = underGrant && grants.isSuccess && !grants.isFetching && grant === null;
+  const hasEnded = ended !== null;
+  useEffect(() => {
+    if (lost && !hasEnded) onEnded("ended", new Date());
+  }, [lost, hasEnded, onEnded]);
   if (chart.isPending) return <Loading what="the chart" />;
-  const closed = ended !== null && chart.isSuccess && underGrant;
+  const closed = (ended !== null || lost) && chart.isSuccess && underGrant;
   if ((chart.isError && isForbidden(chart.error)) || closed)
     return (
       <section aria-labelledby="refused-h" className="refusal">
