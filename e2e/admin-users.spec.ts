@@ -97,7 +97,7 @@ test("an admin invites a user in the UI; the invitee accepts in another browser,
   ).toBeVisible();
 
   // Role change ends the invitee's session: their panel goes back to sign-in.
-  await row.getByLabel(`Role of ${email}`).selectOption("clinician");
+  await row.getByRole("combobox", { name: `Role of ${email}` }).selectOption("clinician");
   await row.getByRole("button", { name: `Change the role of ${email}` }).click();
   const dialog = page.getByRole("alertdialog");
   await expect(dialog).toBeVisible();
