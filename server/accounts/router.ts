@@ -15,6 +15,7 @@ import {
   setDisabledInput,
   setRoleInput,
   userIdInput,
+  usersListInput,
   usersListOutput,
 } from "./schemas.ts";
 import {
@@ -79,14 +80,21 @@ export const invitationsRouter = router({
 /** `auth.users.*`: the admin operations on an organization's accounts. */
 export const usersRouter = router({
   /**
-   * `auth.users.list` — the admin's organization's accounts `[{ id, email, role, disabled,
-   * mfaEnrolled, createdAt, passwordChangedAt }]` (e-mails are PHI for patients: audited).
+   * `auth.users.list` — `{ limit? (1–100, default 50), cursor? }` → `{ items: [{ id, email, role,
+   * disabled, mfaEnrolled, createdAt, passwordChangedAt }], nextCursor }`: the admin's
+   * organization's accounts, oldest first, a keyset page at a time (service accounts excluded).
+   * E-mails are PHI for patients: audited. Errors: BAD_REQUEST (`bad_cursor`).
    */
   list: protectedProcedure
     .meta({ roles: ADMIN, phi: true })
-    .input(emptyInput)
+    .input(usersListInput)
     .output(usersListOutput)
-    .query(({ ctx }) => listUsers(ctx.deps, ctx.actor, ctx.auditActor)),
+    .query(({ ctx, input }) =>
+      listUsers(ctx.deps, ctx.actor, ctx.auditActor, {
+        limit: input?.limit ?? 50,
+        cursor: input?.cursor,
+      }),
+    ),
 
   /**
    * `auth.users.setRole` — `{ userId, role: clinician|staff|admin }` → `{ sessionsRevoked }`;

@@ -319,8 +319,45 @@ describe("workforce invitations and administration", () => {
     expect(await outcome(client().auth.login.mutate(creds(u)))).toBe("OK");
     expect((await auditRows(h, "auth.account_disabled", admin.userId)).length).toBe(1);
     expect((await auditRows(h, "auth.account_enabled", admin.userId)).length).toBe(1);
-    const list = await client(adminToken).auth.users.list.query();
+    const list = (await client(adminToken).auth.users.list.query()).items;
     expect(list.find((x) => x.id === u.userId)).toMatchObject({ email: u.email, disabled: false });
+  });
+});
+
+describe("the user list", () => {
+  it("pages with keyset cursors: every account once, oldest first, no service accounts or other organizations; audited per page", async () => {
+    const own = await makeOrganization(h.deps);
+    const ownAdmin = await makeUser(h.deps, "admin", own);
+    const made = [ownAdmin.userId];
+    for (const role of ["staff", "clinician", "patient", "staff", "admin"] as const) {
+      made.push((await makeUser(h.deps, role, own)).userId);
+    }
+    await makeUser(h.deps, "staff", org); // another organization's account
+    const token = await loginWithMfa(h, url, ownAdmin);
+    await client(token).auth.apiKeys.create.mutate({ name: "cron", scopes: ["reminders"] });
+
+    const seen: string[] = [];
+    const pageSizes: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client(token).auth.users.list.query({
+        limit: 4,
+        ...(cursor ? { cursor } : {}),
+      });
+      pageSizes.push(page.items.length);
+      seen.push(...page.items.map((u) => u.id));
+      expect(page.items.every((u) => u.role !== "service")).toBe(true);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(pageSizes).toEqual([4, 2]);
+    expect(seen).toEqual(made);
+    const first = await client(token).auth.users.list.query();
+    expect(first.items.map((u) => u.id)).toEqual(made);
+    expect(first.nextCursor).toBeNull();
+    expect((await auditRows(h, "auth.users_listed", ownAdmin.userId)).length).toBe(3);
+    expect(await outcome(client(token).auth.users.list.query({ cursor: "bm90LWEtY3Vyc29y" }))).toBe(
+      "BAD_REQUEST:bad_cursor",
+    );
   });
 });
 

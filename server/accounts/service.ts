@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
@@ -11,6 +11,7 @@ import type { SessionManager } from "../auth/session.ts";
 import { keysFor, reserve } from "../auth/throttle.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
+import { decodeOptionalCursor, encodeCursor } from "../kernel/cursor.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import {
   ConflictError,
@@ -663,15 +664,28 @@ export interface UserSummary {
   passwordChangedAt: Date | null;
 }
 
+/** One page of {@link listUsers}. */
+export interface UserPage {
+  items: UserSummary[];
+  /** Cursor of the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
 /**
- * The admin's organization's accounts (service accounts excluded: see `auth.apiKeys.list`).
- * E-mails are decrypted (a patient's e-mail is PHI), so the listing is audited `auth.users_listed`.
+ * The admin's organization's accounts (service accounts excluded: see `auth.apiKeys.list`),
+ * oldest first, `limit` per page after `cursor`. The keyset is the id alone: account ids are
+ * UUIDv7, so id order is creation order, and `created_at` (microseconds, set by Postgres) would not
+ * survive the cursor's millisecond time; rows added between pages are neither skipped nor repeated. E-mails are decrypted (a patient's e-mail is PHI), so
+ * each page is audited `auth.users_listed` with its count.
+ * @throws ValidationError (`bad_cursor`)
  */
 export async function listUsers(
   deps: ServiceDeps & { db: Database },
   actor: Actor,
   audit: AuditActor,
-): Promise<UserSummary[]> {
+  page: { limit: number; cursor?: string | undefined } = { limit: 50 },
+): Promise<UserPage> {
+  const after = decodeOptionalCursor(page.cursor);
   const rows = await deps.db
     .select({
       id: users.id,
@@ -683,19 +697,24 @@ export async function listUsers(
       passwordChangedAt: users.passwordChangedAt,
     })
     .from(users)
-    .where(eq(users.organizationId, actor.organizationId))
-    .orderBy(asc(users.createdAt));
-  const list = rows
-    .filter((r) => r.role !== "service")
-    .map((r) => ({
-      id: r.id,
-      email: deps.crypto.open<string>("users", "email", r.id, r.email),
-      role: r.role,
-      disabled: r.disabledAt !== null,
-      mfaEnrolled: r.totpEnabledAt !== null,
-      createdAt: r.createdAt,
-      passwordChangedAt: r.passwordChangedAt,
-    }));
+    .where(
+      and(
+        eq(users.organizationId, actor.organizationId),
+        ne(users.role, "service"),
+        after ? gt(users.id, after.id) : undefined,
+      ),
+    )
+    .orderBy(asc(users.id))
+    .limit(page.limit + 1);
+  const list = rows.slice(0, page.limit).map((r) => ({
+    id: r.id,
+    email: deps.crypto.open<string>("users", "email", r.id, r.email),
+    role: r.role,
+    disabled: r.disabledAt !== null,
+    mfaEnrolled: r.totpEnabledAt !== null,
+    createdAt: r.createdAt,
+    passwordChangedAt: r.passwordChangedAt,
+  }));
   await recordAudit(
     deps.db,
     audit,
@@ -707,7 +726,11 @@ export async function listUsers(
     },
     deps.now(),
   );
-  return list;
+  const last = list.at(-1);
+  return {
+    items: list,
+    nextCursor: rows.length > page.limit && last ? encodeCursor(last.createdAt, last.id) : null,
+  };
 }
 
 /**

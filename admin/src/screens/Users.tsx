@@ -6,7 +6,7 @@ import { fieldIssues, haven, messageOf } from "../api.ts";
 import { useSession } from "../session.tsx";
 import { Button, Empty, ErrorNote, Field, Loading } from "../ui.tsx";
 
-type User = RouterOutputs["auth"]["users"]["list"][number];
+type User = RouterOutputs["auth"]["users"]["list"]["items"][number];
 type ApiKey = RouterOutputs["auth"]["apiKeys"]["list"][number];
 type WorkforceRole = "clinician" | "staff" | "admin";
 const WORKFORCE: readonly WorkforceRole[] = ["clinician", "staff", "admin"];
@@ -235,14 +235,20 @@ type Pending =
   | { kind: "role"; user: User; role: WorkforceRole };
 
 /**
- * The organization's accounts (`auth.users.list`, oldest first), a page at a time. Role changes,
+ * The organization's accounts (`auth.users.list`, oldest first), a keyset page of 20 at a time
+ * (the API's cursors; the list can hold every portal patient of the clinic). Role changes,
  * disable/enable and MFA reset are confirmed in a dialog first: each ends the account's sessions.
  */
 function Accounts() {
   const qc = useQueryClient();
   const { me } = useSession();
-  const list = useQuery({ queryKey: ["users"], queryFn: () => haven.auth.users.list.query() });
-  const [page, setPage] = useState(0);
+  // Keyset pages: `cursors[i]` opens page i (undefined = the first); Previous pops one.
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const cursor = cursors.at(-1);
+  const list = useQuery({
+    queryKey: ["users", cursor],
+    queryFn: () => haven.auth.users.list.query({ limit: PAGE, ...(cursor ? { cursor } : {}) }),
+  });
   const [roles, setRoles] = useState<Record<string, WorkforceRole>>({});
   const [pending, setPending] = useState<Pending | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -276,9 +282,8 @@ function Accounts() {
     setPending(p);
   };
 
-  const items = list.data ?? [];
-  const pages = Math.max(1, Math.ceil(items.length / PAGE));
-  const shown = items.slice(page * PAGE, page * PAGE + PAGE);
+  const shown = list.data?.items ?? [];
+  const next = list.data?.nextCursor ?? null;
   return (
     <section aria-labelledby="accounts-h">
       <h2 id="accounts-h">Accounts</h2>
@@ -289,7 +294,7 @@ function Accounts() {
       )}
       {list.isPending && <Loading what="accounts" />}
       {list.isError && <ErrorNote>{explain(list.error)}</ErrorNote>}
-      {list.isSuccess && items.length === 0 && <Empty>No accounts yet.</Empty>}
+      {list.isSuccess && shown.length === 0 && <Empty>No accounts yet.</Empty>}
       {shown.length > 0 && (
         <div className="grid-wrap">
           <table className="users">
@@ -375,15 +380,13 @@ function Accounts() {
           </table>
         </div>
       )}
-      {pages > 1 && (
+      {(cursors.length > 1 || next) && (
         <nav className="row" aria-label="Account pages">
-          <Button isDisabled={page === 0} onPress={() => setPage(page - 1)}>
+          <Button isDisabled={cursors.length <= 1} onPress={() => setCursors(cursors.slice(0, -1))}>
             Previous page
           </Button>
-          <span>
-            Page {page + 1} of {pages}
-          </span>
-          <Button isDisabled={page + 1 >= pages} onPress={() => setPage(page + 1)}>
+          <span>Page {cursors.length}</span>
+          <Button isDisabled={!next} onPress={() => next && setCursors([...cursors, next])}>
             Next page
           </Button>
         </nav>
