@@ -10,6 +10,8 @@ import {
   invitationAcceptInput,
   invitationCreateInput,
   invitationCreateOutput,
+  invitationListInput,
+  invitationListOutput,
   invitationRevokeInput,
   sessionsRevokedOutput,
   setDisabledInput,
@@ -21,6 +23,7 @@ import {
 import {
   acceptInvitationAndSignIn,
   createInvitation,
+  listInvitations,
   listUsers,
   resetUserMfa,
   revokeInvitation,
@@ -63,6 +66,25 @@ export const invitationsRouter = router({
       acceptInvitationAndSignIn(ctx.deps, ctx, input, {
         ...ctx.auditActor,
         userAgent: ctx.userAgent,
+      }),
+    ),
+
+  /**
+   * `auth.invitations.list` — `{ status?: pending|all, limit? (1–100, default 50), cursor? }` →
+   * `{ items: [{ invitationId, role, email, createdAt, expiresAt, acceptedAt, revokedAt, state }],
+   * nextCursor }`: the organization's invitations the caller may manage (staff: portal; admin:
+   * all), newest first, so they can be revoked. Never the token. E-mails are decrypted (a
+   * patient's is PHI): audited. Errors: BAD_REQUEST (`bad_cursor`).
+   */
+  list: protectedProcedure
+    .meta({ roles: ["staff", "admin"], phi: true, mfa: true })
+    .input(invitationListInput)
+    .output(invitationListOutput)
+    .query(({ ctx, input }) =>
+      listInvitations(ctx.deps, ctx.actor, ctx.auditActor, {
+        status: input?.status ?? "pending",
+        limit: input?.limit ?? 50,
+        cursor: input?.cursor,
       }),
     ),
 

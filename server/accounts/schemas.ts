@@ -34,6 +34,31 @@ export const invitationAcceptInput = z.strictObject({
   password,
 });
 export const invitationRevokeInput = z.strictObject({ invitationId: z.uuid() });
+/** `auth.invitations.list` input: `pending` (default: neither accepted, revoked nor expired) or `all`. */
+export const invitationListInput = z
+  .strictObject({
+    status: z.enum(["pending", "all"]).default("pending"),
+    limit: z.number().int().min(1).max(100).default(50),
+    /** `nextCursor` of the previous page. */
+    cursor: z.string().max(200).optional(),
+  })
+  .optional();
+export const invitationListOutput = z.object({
+  items: z.array(
+    z.object({
+      invitationId: z.uuid(),
+      role: z.enum(ROLES),
+      email: z.string(),
+      /** UTC instants. */
+      createdAt: z.date(),
+      expiresAt: z.date(),
+      acceptedAt: z.date().nullable(),
+      revokedAt: z.date().nullable(),
+      state: z.enum(["pending", "accepted", "revoked", "expired"]),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
 
 export const userIdInput = z.strictObject({ userId: z.uuid() });
 export const setRoleInput = z.strictObject({ userId: z.uuid(), role: z.enum(ASSIGNABLE_ROLES) });

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNull, lt, ne } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
@@ -549,6 +549,96 @@ export async function revokeInvitation(
     },
     deps.now(),
   );
+}
+
+/** One invitation as {@link listInvitations} shows it (never the token). */
+export interface InvitationSummary {
+  invitationId: string;
+  role: Role;
+  email: string;
+  createdAt: Date;
+  expiresAt: Date;
+  acceptedAt: Date | null;
+  revokedAt: Date | null;
+  state: "pending" | "accepted" | "revoked" | "expired";
+}
+
+/**
+ * The caller's organization's invitations of the roles the caller may invite (staff: portal
+ * patients; admin: all), newest first by id (UUIDv7), `limit` a page after `cursor`; `pending`
+ * keeps those neither accepted, revoked nor expired at `now`. E-mails are decrypted (a patient's
+ * is PHI), so each page is audited `auth.invitations_listed` with its count.
+ * @throws ValidationError (`bad_cursor`)
+ */
+export async function listInvitations(
+  deps: ServiceDeps & { db: Database },
+  actor: Actor,
+  audit: AuditActor,
+  page: { status: "pending" | "all"; limit: number; cursor?: string | undefined },
+): Promise<{ items: InvitationSummary[]; nextCursor: string | null }> {
+  const after = decodeOptionalCursor(page.cursor);
+  const now = deps.now();
+  const roles = invitableRoles(actor.role);
+  const i = invitations;
+  const rows =
+    roles.length === 0
+      ? []
+      : await deps.db
+          .select({
+            id: i.id,
+            role: i.role,
+            email: i.email,
+            createdAt: i.createdAt,
+            expiresAt: i.expiresAt,
+            acceptedAt: i.acceptedAt,
+            revokedAt: i.revokedAt,
+          })
+          .from(i)
+          .where(
+            and(
+              eq(i.organizationId, actor.organizationId),
+              inArray(i.role, [...roles]),
+              page.status === "pending"
+                ? and(isNull(i.acceptedAt), isNull(i.revokedAt), gt(i.expiresAt, now))
+                : undefined,
+              after ? lt(i.id, after.id) : undefined,
+            ),
+          )
+          .orderBy(desc(i.id))
+          .limit(page.limit + 1);
+  const items: InvitationSummary[] = rows.slice(0, page.limit).map((r) => ({
+    invitationId: r.id,
+    role: r.role,
+    email: deps.crypto.open<string>("invitations", "email", r.id, r.email),
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    acceptedAt: r.acceptedAt,
+    revokedAt: r.revokedAt,
+    state: r.acceptedAt
+      ? "accepted"
+      : r.revokedAt
+        ? "revoked"
+        : r.expiresAt.getTime() <= now.getTime()
+          ? "expired"
+          : "pending",
+  }));
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action: "auth.invitations_listed",
+      outcome: "allowed",
+      resourceType: "Invitation",
+      details: { count: items.length },
+    },
+    now,
+  );
+  const last = items.at(-1);
+  return {
+    items,
+    nextCursor:
+      rows.length > page.limit && last ? encodeCursor(last.createdAt, last.invitationId) : null,
+  };
 }
 
 /**
