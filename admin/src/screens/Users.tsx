@@ -91,26 +91,33 @@ export default function Users() {
   );
 }
 
-interface Sent {
-  invitationId: string;
-  email: string;
-  role: WorkforceRole;
-  expiresAt: Date;
-  revoked: boolean;
-}
-
 /**
  * Invite a clinician, staff member or admin (`auth.invitations.create`). The single-use link goes
- * only into the invitee's e-mail (the server never returns it: only its SHA-256 is stored); the
- * invitations sent from this screen can be revoked (`auth.invitations.revoke`) until accepted.
+ * only into the invitee's e-mail (the server never returns it: only its SHA-256 is stored). Below,
+ * the invitations still open (`auth.invitations.list`, keyset pages), each revocable
+ * (`auth.invitations.revoke`) until accepted.
  */
 function Invite() {
   const qc = useQueryClient();
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<WorkforceRole>("staff");
   const [hours, setHours] = useState("72");
-  const [sent, setSent] = useState<Sent[]>([]);
   const [notice, setNotice] = useState<string | null>(null);
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const cursor = cursors.at(-1);
+  const open = useQuery({
+    queryKey: ["invitations", cursor],
+    queryFn: () =>
+      haven.auth.invitations.list.query({
+        status: "pending",
+        limit: PAGE,
+        ...(cursor ? { cursor } : {}),
+      }),
+  });
+  const refresh = () => {
+    setCursors([undefined]);
+    void qc.invalidateQueries({ queryKey: ["invitations"] });
+  };
   const invite = useMutation({
     mutationFn: () =>
       haven.auth.invitations.create.mutate({
@@ -119,20 +126,21 @@ function Invite() {
         expiresInHours: Number(hours),
       }),
     onSuccess: (r) => {
-      setSent([{ ...r, email: email.trim(), role, revoked: false }, ...sent]);
       setNotice(
         `Invitation e-mailed to ${email.trim()} as ${role}. The link in it works once, until ${utc(r.expiresAt)}.`,
       );
       setEmail("");
-      void qc.invalidateQueries({ queryKey: ["users"] });
+      refresh();
     },
   });
   const revoke = useMutation({
-    mutationFn: (id: string) => haven.auth.invitations.revoke.mutate({ invitationId: id }),
-    onSuccess: (_r, id) => {
-      setSent(sent.map((s) => (s.invitationId === id ? { ...s, revoked: true } : s)));
-      setNotice("Invitation revoked: its link no longer works.");
+    mutationFn: (inv: { invitationId: string; email: string }) =>
+      haven.auth.invitations.revoke.mutate({ invitationId: inv.invitationId }),
+    onSuccess: (_r, inv) => {
+      setNotice(`Invitation for ${inv.email} revoked: its link no longer works.`);
+      refresh();
     },
+    onError: refresh,
   });
   const issues = fieldIssues(invite.error);
   const submit = (e: FormEvent) => {
@@ -140,6 +148,8 @@ function Invite() {
     setNotice(null);
     invite.mutate();
   };
+  const items = open.data?.items ?? [];
+  const next = open.data?.nextCursor ?? null;
   return (
     <section aria-labelledby="invite-h">
       <h2 id="invite-h">Invite a user</h2>
@@ -191,40 +201,52 @@ function Invite() {
           {notice}
         </p>
       )}
-      {sent.length > 0 && (
-        <table>
-          <caption>Invitations sent from this screen</caption>
-          <thead>
-            <tr>
-              <th scope="col">E-mail</th>
-              <th scope="col">Role</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
-          <tbody>
-            {sent.map((s) => (
-              <tr key={s.invitationId}>
-                <td>{s.email}</td>
-                <td>{s.role}</td>
-                <td>{utc(s.expiresAt)}</td>
-                <td>
-                  {s.revoked ? (
-                    "Revoked"
-                  ) : (
+      <h3 id="open-inv-h">Open invitations</h3>
+      {open.isPending && <Loading what="invitations" />}
+      {open.isError && <ErrorNote>{explain(open.error)}</ErrorNote>}
+      {open.isSuccess && items.length === 0 && <Empty>No open invitations.</Empty>}
+      {items.length > 0 && (
+        <div className="grid-wrap">
+          <table aria-labelledby="open-inv-h">
+            <thead>
+              <tr>
+                <th scope="col">E-mail</th>
+                <th scope="col">Role</th>
+                <th scope="col">Expires</th>
+                <th scope="col">Action</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((s) => (
+                <tr key={s.invitationId}>
+                  <th scope="row">{s.email}</th>
+                  <td>{s.role}</td>
+                  <td>{utc(s.expiresAt)}</td>
+                  <td>
                     <Button
                       aria-label={`Revoke the invitation for ${s.email}`}
-                      onPress={() => revoke.mutate(s.invitationId)}
+                      onPress={() => revoke.mutate(s)}
                       isDisabled={revoke.isPending}
                     >
                       Revoke
                     </Button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {(cursors.length > 1 || next) && (
+        <nav className="row" aria-label="Invitation pages">
+          <Button isDisabled={cursors.length <= 1} onPress={() => setCursors(cursors.slice(0, -1))}>
+            Previous page
+          </Button>
+          <span>Page {cursors.length}</span>
+          <Button isDisabled={!next} onPress={() => next && setCursors([...cursors, next])}>
+            Next page
+          </Button>
+        </nav>
       )}
     </section>
   );
