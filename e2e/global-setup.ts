@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import { startMailSink } from "./mail-sink.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 export const STATE_FILE = join(ROOT, "e2e", "artifacts", "state.json");
@@ -45,6 +46,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const dataDir = await mkdtemp(join(tmpdir(), "haven-e2e-"));
   const port = process.env.HAVEN_E2E_PORT ?? "45100";
   const url = `http://127.0.0.1:${port}`;
+  // Haven's mail goes over real SMTP to a sink the specs read (invitation links, ...).
+  await mkdir(join(ROOT, "e2e", "artifacts"), { recursive: true });
+  const mail = await startMailSink(Number(process.env.HAVEN_E2E_SMTP_PORT ?? Number(port) + 1));
   const haven: ChildProcess = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
@@ -56,6 +60,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       HAVEN_DEMO: "true",
       HAVEN_DATA_DIR: dataDir,
       HAVEN_AUDIT_SEAL_INTERVAL_MS: "500",
+      HAVEN_SMTP_URL: mail.url,
+      // Links in e-mails open the panel (its /accept-invitation page).
+      HAVEN_PUBLIC_URL: `${url}/admin`,
       LOG_LEVEL: "warn",
     },
   });
@@ -105,6 +112,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   return async () => {
     haven.kill("SIGTERM");
     await new Promise((r) => haven.once("exit", r));
+    await mail.close();
     await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.end();
     await rm(dataDir, { recursive: true, force: true });

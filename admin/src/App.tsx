@@ -1,5 +1,6 @@
 import { lazy, Suspense } from "react";
 import { Navigate, NavLink, Route, Routes } from "react-router";
+import { AcceptInvitation } from "./screens/AcceptInvitation.tsx";
 import { SignIn } from "./screens/SignIn.tsx";
 import { DraftNotice, SessionGate, useSession } from "./session.tsx";
 import { Button, Loading } from "./ui.tsx";
@@ -13,6 +14,7 @@ const PatientChart = lazy(() =>
 );
 const Audit = lazy(() => import("./screens/Audit.tsx"));
 const Reminders = lazy(() => import("./screens/Reminders.tsx"));
+const Users = lazy(() => import("./screens/Users.tsx"));
 
 type Role = "patient" | "clinician" | "staff" | "admin" | "service";
 const NAV: { to: string; label: string; roles: readonly Role[] }[] = [
@@ -20,6 +22,7 @@ const NAV: { to: string; label: string; roles: readonly Role[] }[] = [
   { to: "/patients", label: "Patients", roles: ["clinician", "staff", "admin"] },
   { to: "/audit", label: "Audit", roles: ["admin"] },
   { to: "/reminders", label: "Reminders", roles: ["staff", "admin"] },
+  { to: "/users", label: "Users", roles: ["admin"] },
 ];
 
 function Shell() {
@@ -54,6 +57,7 @@ function Shell() {
             <Route path="/patients/:patientId" element={<PatientChart />} />
             {can("/audit") && <Route path="/audit" element={<Audit />} />}
             {can("/reminders") && <Route path="/reminders" element={<Reminders />} />}
+            {can("/users") && <Route path="/users" element={<Users />} />}
             <Route path="*" element={<Navigate to={nav[0]?.to ?? "/schedule"} replace />} />
           </Routes>
         </Suspense>
@@ -62,7 +66,18 @@ function Shell() {
   );
 }
 
-/** The panel: the sign-in flow until the session is MFA-verified, then the staff screens. */
+/**
+ * The panel: the public invitation page (`/accept-invitation`), else the sign-in flow until the
+ * session is MFA-verified, then the staff screens.
+ */
 export function App() {
-  return <SessionGate signedIn={() => <Shell />} signedOut={(p) => <SignIn {...p} />} />;
+  return (
+    <Routes>
+      <Route path="/accept-invitation" element={<AcceptInvitation />} />
+      <Route
+        path="*"
+        element={<SessionGate signedIn={() => <Shell />} signedOut={(p) => <SignIn {...p} />} />}
+      />
+    </Routes>
+  );
 }

@@ -10,16 +10,20 @@ import {
   invitationAcceptInput,
   invitationCreateInput,
   invitationCreateOutput,
+  invitationListInput,
+  invitationListOutput,
   invitationRevokeInput,
   sessionsRevokedOutput,
   setDisabledInput,
   setRoleInput,
   userIdInput,
+  usersListInput,
   usersListOutput,
 } from "./schemas.ts";
 import {
   acceptInvitationAndSignIn,
   createInvitation,
+  listInvitations,
   listUsers,
   resetUserMfa,
   revokeInvitation,
@@ -65,6 +69,25 @@ export const invitationsRouter = router({
       }),
     ),
 
+  /**
+   * `auth.invitations.list` — `{ status?: pending|all, limit? (1–100, default 50), cursor? }` →
+   * `{ items: [{ invitationId, role, email, createdAt, expiresAt, acceptedAt, revokedAt, state }],
+   * nextCursor }`: the organization's invitations the caller may manage (staff: portal; admin:
+   * all), newest first, so they can be revoked. Never the token. E-mails are decrypted (a
+   * patient's is PHI): audited. Errors: BAD_REQUEST (`bad_cursor`).
+   */
+  list: protectedProcedure
+    .meta({ roles: ["staff", "admin"], phi: true, mfa: true })
+    .input(invitationListInput)
+    .output(invitationListOutput)
+    .query(({ ctx, input }) =>
+      listInvitations(ctx.deps, ctx.actor, ctx.auditActor, {
+        status: input?.status ?? "pending",
+        limit: input?.limit ?? 50,
+        cursor: input?.cursor,
+      }),
+    ),
+
   /** `auth.invitations.revoke` — `{ invitationId }` → `{ ok: true }`. Errors: NOT_FOUND, FORBIDDEN. */
   revoke: protectedProcedure
     .meta({ roles: ["staff", "admin"], phi: false, mfa: true })
@@ -79,14 +102,21 @@ export const invitationsRouter = router({
 /** `auth.users.*`: the admin operations on an organization's accounts. */
 export const usersRouter = router({
   /**
-   * `auth.users.list` — the admin's organization's accounts `[{ id, email, role, disabled,
-   * mfaEnrolled, createdAt, passwordChangedAt }]` (e-mails are PHI for patients: audited).
+   * `auth.users.list` — `{ limit? (1–100, default 50), cursor? }` → `{ items: [{ id, email, role,
+   * disabled, mfaEnrolled, createdAt, passwordChangedAt }], nextCursor }`: the admin's
+   * organization's accounts, oldest first, a keyset page at a time (service accounts excluded).
+   * E-mails are PHI for patients: audited. Errors: BAD_REQUEST (`bad_cursor`).
    */
   list: protectedProcedure
     .meta({ roles: ADMIN, phi: true })
-    .input(emptyInput)
+    .input(usersListInput)
     .output(usersListOutput)
-    .query(({ ctx }) => listUsers(ctx.deps, ctx.actor, ctx.auditActor)),
+    .query(({ ctx, input }) =>
+      listUsers(ctx.deps, ctx.actor, ctx.auditActor, {
+        limit: input?.limit ?? 50,
+        cursor: input?.cursor,
+      }),
+    ),
 
   /**
    * `auth.users.setRole` — `{ userId, role: clinician|staff|admin }` → `{ sessionsRevoked }`;

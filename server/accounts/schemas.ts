@@ -34,22 +34,59 @@ export const invitationAcceptInput = z.strictObject({
   password,
 });
 export const invitationRevokeInput = z.strictObject({ invitationId: z.uuid() });
+/** `auth.invitations.list` input: `pending` (default: neither accepted, revoked nor expired) or `all`. */
+export const invitationListInput = z
+  .strictObject({
+    status: z.enum(["pending", "all"]).default("pending"),
+    limit: z.number().int().min(1).max(100).default(50),
+    /** `nextCursor` of the previous page. */
+    cursor: z.string().max(200).optional(),
+  })
+  .optional();
+export const invitationListOutput = z.object({
+  items: z.array(
+    z.object({
+      invitationId: z.uuid(),
+      role: z.enum(ROLES),
+      email: z.string(),
+      /** UTC instants. */
+      createdAt: z.date(),
+      expiresAt: z.date(),
+      acceptedAt: z.date().nullable(),
+      revokedAt: z.date().nullable(),
+      state: z.enum(["pending", "accepted", "revoked", "expired"]),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
 
 export const userIdInput = z.strictObject({ userId: z.uuid() });
 export const setRoleInput = z.strictObject({ userId: z.uuid(), role: z.enum(ASSIGNABLE_ROLES) });
 export const setDisabledInput = z.strictObject({ userId: z.uuid(), disabled: z.boolean() });
 export const sessionsRevokedOutput = z.object({ sessionsRevoked: z.number().int() });
-export const usersListOutput = z.array(
-  z.object({
-    id: z.uuid(),
-    email: z.string(),
-    role: z.enum(ROLES),
-    disabled: z.boolean(),
-    mfaEnrolled: z.boolean(),
-    createdAt: z.date(),
-    passwordChangedAt: z.date().nullable(),
-  }),
-);
+/** `auth.users.list` input: a page of accounts, oldest first (omit for the first 50). */
+export const usersListInput = z
+  .strictObject({
+    limit: z.number().int().min(1).max(100).default(50),
+    /** `nextCursor` of the previous page. */
+    cursor: z.string().max(200).optional(),
+  })
+  .optional();
+export const usersListOutput = z.object({
+  items: z.array(
+    z.object({
+      id: z.uuid(),
+      email: z.string(),
+      role: z.enum(ROLES),
+      disabled: z.boolean(),
+      mfaEnrolled: z.boolean(),
+      createdAt: z.date(),
+      passwordChangedAt: z.date().nullable(),
+    }),
+  ),
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: z.string().nullable(),
+});
 
 export const apiKeyCreateInput = z.strictObject({
   name: z.string().trim().min(1).max(100),

@@ -319,8 +319,103 @@ describe("workforce invitations and administration", () => {
     expect(await outcome(client().auth.login.mutate(creds(u)))).toBe("OK");
     expect((await auditRows(h, "auth.account_disabled", admin.userId)).length).toBe(1);
     expect((await auditRows(h, "auth.account_enabled", admin.userId)).length).toBe(1);
-    const list = await client(adminToken).auth.users.list.query();
+    const list = (await client(adminToken).auth.users.list.query()).items;
     expect(list.find((x) => x.id === u.userId)).toMatchObject({ email: u.email, disabled: false });
+  });
+});
+
+describe("the user list", () => {
+  it("pages with keyset cursors: every account once, oldest first, no service accounts or other organizations; audited per page", async () => {
+    const own = await makeOrganization(h.deps);
+    const ownAdmin = await makeUser(h.deps, "admin", own);
+    const made = [ownAdmin.userId];
+    for (const role of ["staff", "clinician", "patient", "staff", "admin"] as const) {
+      made.push((await makeUser(h.deps, role, own)).userId);
+    }
+    await makeUser(h.deps, "staff", org); // another organization's account
+    const token = await loginWithMfa(h, url, ownAdmin);
+    await client(token).auth.apiKeys.create.mutate({ name: "cron", scopes: ["reminders"] });
+
+    const seen: string[] = [];
+    const pageSizes: number[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client(token).auth.users.list.query({
+        limit: 4,
+        ...(cursor ? { cursor } : {}),
+      });
+      pageSizes.push(page.items.length);
+      seen.push(...page.items.map((u) => u.id));
+      expect(page.items.every((u) => u.role !== "service")).toBe(true);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(pageSizes).toEqual([4, 2]);
+    expect(seen).toEqual(made);
+    const first = await client(token).auth.users.list.query();
+    expect(first.items.map((u) => u.id)).toEqual(made);
+    expect(first.nextCursor).toBeNull();
+    expect((await auditRows(h, "auth.users_listed", ownAdmin.userId)).length).toBe(3);
+    expect(await outcome(client(token).auth.users.list.query({ cursor: "bm90LWEtY3Vyc29y" }))).toBe(
+      "BAD_REQUEST:bad_cursor",
+    );
+  });
+});
+
+describe("the invitation list", () => {
+  it("shows the invitations a role may manage, newest first, pending or all, paged, never the token; audited", async () => {
+    const own = await makeOrganization(h.deps);
+    const ownAdmin = await makeUser(h.deps, "admin", own);
+    const ownStaff = await makeUser(h.deps, "staff", own);
+    const token = await loginWithMfa(h, url, ownAdmin);
+    const tag = Date.now().toString(36);
+    const ids: string[] = [];
+    for (const role of ["staff", "clinician", "admin"] as const) {
+      const r = await client(token).auth.invitations.create.mutate({
+        role,
+        email: `${role}.${tag}@list.test`,
+      });
+      ids.push(r.invitationId);
+    }
+    const [a, b, c] = ids as [string, string, string];
+    await client(token).auth.invitations.revoke.mutate({ invitationId: b });
+    await client().auth.invitations.accept.mutate({
+      token: mailedToken("invitation", `staff.${tag}@list.test`),
+      password: "stethoscope lantern orbit 58",
+    });
+
+    const pending = await client(token).auth.invitations.list.query();
+    expect(pending.items.map((x) => [x.invitationId, x.state, x.email])).toEqual([
+      [c, "pending", `admin.${tag}@list.test`],
+    ]);
+    expect(pending.nextCursor).toBeNull();
+    expect(JSON.stringify(pending)).not.toMatch(/token/i);
+
+    const first = await client(token).auth.invitations.list.query({ status: "all", limit: 2 });
+    expect(first.items.map((x) => [x.invitationId, x.state])).toEqual([
+      [c, "pending"],
+      [b, "revoked"],
+    ]);
+    const second = await client(token).auth.invitations.list.query({
+      status: "all",
+      limit: 2,
+      cursor: first.nextCursor ?? "",
+    });
+    expect(second.items.map((x) => [x.invitationId, x.state])).toEqual([[a, "accepted"]]);
+    expect(second.nextCursor).toBeNull();
+
+    // Staff manage portal invitations only; another organization's admin sees none of these.
+    const staffList = await client(
+      await loginWithMfa(h, url, ownStaff),
+    ).auth.invitations.list.query({
+      status: "all",
+    });
+    expect(staffList.items).toEqual([]);
+    const other = await client(adminToken).auth.invitations.list.query({ status: "all" });
+    expect(other.items.some((x) => ids.includes(x.invitationId))).toBe(false);
+    expect((await auditRows(h, "auth.invitations_listed", ownAdmin.userId)).length).toBe(3);
+    expect(
+      await outcome(client(token).auth.invitations.list.query({ cursor: "bm90LWEtY3Vyc29y" })),
+    ).toBe("BAD_REQUEST:bad_cursor");
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNull, lt, ne } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
@@ -11,6 +11,7 @@ import type { SessionManager } from "../auth/session.ts";
 import { keysFor, reserve } from "../auth/throttle.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
+import { decodeOptionalCursor, encodeCursor } from "../kernel/cursor.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import {
   ConflictError,
@@ -550,6 +551,96 @@ export async function revokeInvitation(
   );
 }
 
+/** One invitation as {@link listInvitations} shows it (never the token). */
+export interface InvitationSummary {
+  invitationId: string;
+  role: Role;
+  email: string;
+  createdAt: Date;
+  expiresAt: Date;
+  acceptedAt: Date | null;
+  revokedAt: Date | null;
+  state: "pending" | "accepted" | "revoked" | "expired";
+}
+
+/**
+ * The caller's organization's invitations of the roles the caller may invite (staff: portal
+ * patients; admin: all), newest first by id (UUIDv7), `limit` a page after `cursor`; `pending`
+ * keeps those neither accepted, revoked nor expired at `now`. E-mails are decrypted (a patient's
+ * is PHI), so each page is audited `auth.invitations_listed` with its count.
+ * @throws ValidationError (`bad_cursor`)
+ */
+export async function listInvitations(
+  deps: ServiceDeps & { db: Database },
+  actor: Actor,
+  audit: AuditActor,
+  page: { status: "pending" | "all"; limit: number; cursor?: string | undefined },
+): Promise<{ items: InvitationSummary[]; nextCursor: string | null }> {
+  const after = decodeOptionalCursor(page.cursor);
+  const now = deps.now();
+  const roles = invitableRoles(actor.role);
+  const i = invitations;
+  const rows =
+    roles.length === 0
+      ? []
+      : await deps.db
+          .select({
+            id: i.id,
+            role: i.role,
+            email: i.email,
+            createdAt: i.createdAt,
+            expiresAt: i.expiresAt,
+            acceptedAt: i.acceptedAt,
+            revokedAt: i.revokedAt,
+          })
+          .from(i)
+          .where(
+            and(
+              eq(i.organizationId, actor.organizationId),
+              inArray(i.role, [...roles]),
+              page.status === "pending"
+                ? and(isNull(i.acceptedAt), isNull(i.revokedAt), gt(i.expiresAt, now))
+                : undefined,
+              after ? lt(i.id, after.id) : undefined,
+            ),
+          )
+          .orderBy(desc(i.id))
+          .limit(page.limit + 1);
+  const items: InvitationSummary[] = rows.slice(0, page.limit).map((r) => ({
+    invitationId: r.id,
+    role: r.role,
+    email: deps.crypto.open<string>("invitations", "email", r.id, r.email),
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    acceptedAt: r.acceptedAt,
+    revokedAt: r.revokedAt,
+    state: r.acceptedAt
+      ? "accepted"
+      : r.revokedAt
+        ? "revoked"
+        : r.expiresAt.getTime() <= now.getTime()
+          ? "expired"
+          : "pending",
+  }));
+  await recordAudit(
+    deps.db,
+    audit,
+    {
+      action: "auth.invitations_listed",
+      outcome: "allowed",
+      resourceType: "Invitation",
+      details: { count: items.length },
+    },
+    now,
+  );
+  const last = items.at(-1);
+  return {
+    items,
+    nextCursor:
+      rows.length > page.limit && last ? encodeCursor(last.createdAt, last.invitationId) : null,
+  };
+}
+
 /**
  * Change a workforce account's role (clinician ↔ staff ↔ admin). Every session of the account is
  * revoked, so the new role applies at the next sign-in (ASVS 3.3.x). Audited `auth.role_changed`.
@@ -663,15 +754,28 @@ export interface UserSummary {
   passwordChangedAt: Date | null;
 }
 
+/** One page of {@link listUsers}. */
+export interface UserPage {
+  items: UserSummary[];
+  /** Cursor of the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
 /**
- * The admin's organization's accounts (service accounts excluded: see `auth.apiKeys.list`).
- * E-mails are decrypted (a patient's e-mail is PHI), so the listing is audited `auth.users_listed`.
+ * The admin's organization's accounts (service accounts excluded: see `auth.apiKeys.list`),
+ * oldest first, `limit` per page after `cursor`. The keyset is the id alone: account ids are
+ * UUIDv7, so id order is creation order, and `created_at` (microseconds, set by Postgres) would not
+ * survive the cursor's millisecond time; rows added between pages are neither skipped nor repeated. E-mails are decrypted (a patient's e-mail is PHI), so
+ * each page is audited `auth.users_listed` with its count.
+ * @throws ValidationError (`bad_cursor`)
  */
 export async function listUsers(
   deps: ServiceDeps & { db: Database },
   actor: Actor,
   audit: AuditActor,
-): Promise<UserSummary[]> {
+  page: { limit: number; cursor?: string | undefined } = { limit: 50 },
+): Promise<UserPage> {
+  const after = decodeOptionalCursor(page.cursor);
   const rows = await deps.db
     .select({
       id: users.id,
@@ -683,19 +787,24 @@ export async function listUsers(
       passwordChangedAt: users.passwordChangedAt,
     })
     .from(users)
-    .where(eq(users.organizationId, actor.organizationId))
-    .orderBy(asc(users.createdAt));
-  const list = rows
-    .filter((r) => r.role !== "service")
-    .map((r) => ({
-      id: r.id,
-      email: deps.crypto.open<string>("users", "email", r.id, r.email),
-      role: r.role,
-      disabled: r.disabledAt !== null,
-      mfaEnrolled: r.totpEnabledAt !== null,
-      createdAt: r.createdAt,
-      passwordChangedAt: r.passwordChangedAt,
-    }));
+    .where(
+      and(
+        eq(users.organizationId, actor.organizationId),
+        ne(users.role, "service"),
+        after ? gt(users.id, after.id) : undefined,
+      ),
+    )
+    .orderBy(asc(users.id))
+    .limit(page.limit + 1);
+  const list = rows.slice(0, page.limit).map((r) => ({
+    id: r.id,
+    email: deps.crypto.open<string>("users", "email", r.id, r.email),
+    role: r.role,
+    disabled: r.disabledAt !== null,
+    mfaEnrolled: r.totpEnabledAt !== null,
+    createdAt: r.createdAt,
+    passwordChangedAt: r.passwordChangedAt,
+  }));
   await recordAudit(
     deps.db,
     audit,
@@ -707,7 +816,11 @@ export async function listUsers(
     },
     deps.now(),
   );
-  return list;
+  const last = list.at(-1);
+  return {
+    items: list,
+    nextCursor: rows.length > page.limit && last ? encodeCursor(last.createdAt, last.id) : null,
+  };
 }
 
 /**

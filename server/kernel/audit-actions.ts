@@ -31,6 +31,7 @@ export const AUDIT_ACTIONS = [
   "auth.account_disabled",
   "auth.account_enabled",
   "auth.users_listed",
+  "auth.invitations_listed",
   "auth.api_key_created",
   "auth.api_key_revoked",
   "access.denied",

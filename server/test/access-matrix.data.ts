@@ -42,6 +42,7 @@ export const ACCESS_MATRIX: Record<string, MatrixEntry> = {
   "auth.password.reset": { roles: "public", row: "none" },
   "auth.invitations.create": { roles: FRONT_DESK, row: "org" },
   "auth.invitations.accept": { roles: "public", row: "none" },
+  "auth.invitations.list": { roles: FRONT_DESK, row: "org" },
   "auth.invitations.revoke": { roles: FRONT_DESK, row: "org" },
   "auth.users.list": { roles: ["admin"], row: "org" },
   "auth.users.setRole": { roles: ["admin"], row: "org" },

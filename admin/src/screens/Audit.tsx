@@ -52,6 +52,7 @@ const ACTIONS = [
   "auth.account_disabled",
   "auth.account_enabled",
   "auth.users_listed",
+  "auth.invitations_listed",
   "auth.api_key_created",
   "auth.api_key_revoked",
   "access.denied",
@@ -204,8 +205,8 @@ function AuditSearch(props: { tz: string }) {
       ...range.input,
     });
   };
-  const people = (users.data ?? []).filter((u) => u.role !== "patient");
-  const byId = new Map((users.data ?? []).map((u) => [u.id, u]));
+  const people = (users.data?.items ?? []).filter((u) => u.role !== "patient");
+  const byId = new Map((users.data?.items ?? []).map((u) => [u.id, u]));
   return (
     <section aria-labelledby="audit-search-h">
       <h2 id="audit-search-h">Search the audit trail</h2>
