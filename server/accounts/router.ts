@@ -102,7 +102,7 @@ export const invitationsRouter = router({
 /** `auth.users.*`: the admin operations on an organization's accounts. */
 export const usersRouter = router({
   /**
-   * `auth.users.list` — `{ limit? (1–100, default 50), cursor? }` → `{ items: [{ id, email, role,
+   * `auth.users.list` — `{ limit? (1–100, default 50), cursor?, roles? }` → `{ items: [{ id, email, role,
    * disabled, mfaEnrolled, createdAt, passwordChangedAt }], nextCursor }`: the admin's
    * organization's accounts, oldest first, a keyset page at a time (service accounts excluded).
    * E-mails are PHI for patients: audited. Errors: BAD_REQUEST (`bad_cursor`).
@@ -115,6 +115,7 @@ export const usersRouter = router({
       listUsers(ctx.deps, ctx.actor, ctx.auditActor, {
         limit: input?.limit ?? 50,
         cursor: input?.cursor,
+        roles: input?.roles,
       }),
     ),
 

@@ -64,10 +64,18 @@ export const userIdInput = z.strictObject({ userId: z.uuid() });
 export const setRoleInput = z.strictObject({ userId: z.uuid(), role: z.enum(ASSIGNABLE_ROLES) });
 export const setDisabledInput = z.strictObject({ userId: z.uuid(), disabled: z.boolean() });
 export const sessionsRevokedOutput = z.object({ sessionsRevoked: z.number().int() });
-/** `auth.users.list` input: a page of accounts, oldest first (omit for the first 50). */
+/**
+ * `auth.users.list` input: a page of accounts, oldest first (omit for the first 50); `roles`
+ * narrows it (e.g. the workforce only, without the clinic's portal patients).
+ */
 export const usersListInput = z
   .strictObject({
     limit: z.number().int().min(1).max(100).default(50),
+    roles: z
+      .array(z.enum(["patient", ...ASSIGNABLE_ROLES]))
+      .min(1)
+      .max(4)
+      .optional(),
     /** `nextCursor` of the previous page. */
     cursor: z.string().max(200).optional(),
   })

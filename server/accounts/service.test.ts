@@ -244,6 +244,15 @@ describe("workforce invitations and administration", () => {
       practitionerId,
     });
     const token = mailedToken("invitation", "new.doctor@clinic.test");
+    // a workforce invitation opens the staff panel, a patient's the portal
+    const sent = h.mail.messages.filter((m) => m.kind === "invitation");
+    expect(sent.find((m) => m.to === "new.doctor@clinic.test")?.text).toContain(
+      `${h.mail.staffLinkBase}/accept-invitation#token=${token}`,
+    );
+    expect(h.mail.staffLinkBase).toBe(`${h.mail.linkBase}/admin`);
+    expect(sent.find((m) => m.to === "first-invitee@example.test")?.text).toContain(
+      `${h.mail.linkBase}/accept-invitation#token=`,
+    );
     const accepted = await client().auth.invitations.accept.mutate({
       token,
       password: "stethoscope lantern orbit 58",
@@ -354,7 +363,9 @@ describe("the user list", () => {
     const first = await client(token).auth.users.list.query();
     expect(first.items.map((u) => u.id)).toEqual(made);
     expect(first.nextCursor).toBeNull();
-    expect((await auditRows(h, "auth.users_listed", ownAdmin.userId)).length).toBe(3);
+    const workforce = await client(token).auth.users.list.query({ roles: ["staff", "admin"] });
+    expect(workforce.items.map((u) => u.role)).toEqual(["admin", "staff", "staff", "admin"]);
+    expect((await auditRows(h, "auth.users_listed", ownAdmin.userId)).length).toBe(4);
     expect(await outcome(client(token).auth.users.list.query({ cursor: "bm90LWEtY3Vyc29y" }))).toBe(
       "BAD_REQUEST:bad_cursor",
     );

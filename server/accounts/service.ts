@@ -25,6 +25,7 @@ import { sha256Hex as sha256 } from "../kernel/hash.ts";
 import type { Actor, Role } from "../kernel/roles.ts";
 import { clearMfa } from "../mfa/service.ts";
 import {
+  type AssignableRole,
   canAdministerAccount,
   canChangeRole,
   invitableRoles,
@@ -315,7 +316,7 @@ export async function createInvitation(
         ? "You have been invited to the patient portal. To create your account, open the link below; you will be asked for your date of birth and a password."
         : `You have been invited to Haven as ${input.role}. To create your account, open the link below and choose a password; you will then set up an authenticator app.`,
       "",
-      `${mail.linkBase}/accept-invitation#token=${token}`,
+      `${input.role === "patient" ? mail.linkBase : mail.staffLinkBase}/accept-invitation#token=${token}`,
       "",
       `Invitation code (if the link does not open): ${token}`,
       `The invitation expires at ${expiresAt.toISOString()} and works once.`,
@@ -763,7 +764,7 @@ export interface UserPage {
 
 /**
  * The admin's organization's accounts (service accounts excluded: see `auth.apiKeys.list`),
- * oldest first, `limit` per page after `cursor`. The keyset is the id alone: account ids are
+ * oldest first, `limit` per page after `cursor`, only `roles` when given. The keyset is the id alone: account ids are
  * UUIDv7, so id order is creation order, and `created_at` (microseconds, set by Postgres) would not
  * survive the cursor's millisecond time; rows added between pages are neither skipped nor repeated. E-mails are decrypted (a patient's e-mail is PHI), so
  * each page is audited `auth.users_listed` with its count.
@@ -773,7 +774,11 @@ export async function listUsers(
   deps: ServiceDeps & { db: Database },
   actor: Actor,
   audit: AuditActor,
-  page: { limit: number; cursor?: string | undefined } = { limit: 50 },
+  page: {
+    limit: number;
+    cursor?: string | undefined;
+    roles?: readonly ("patient" | AssignableRole)[] | undefined;
+  } = { limit: 50 },
 ): Promise<UserPage> {
   const after = decodeOptionalCursor(page.cursor);
   const rows = await deps.db
@@ -791,6 +796,7 @@ export async function listUsers(
       and(
         eq(users.organizationId, actor.organizationId),
         ne(users.role, "service"),
+        page.roles ? inArray(users.role, [...page.roles]) : undefined,
         after ? gt(users.id, after.id) : undefined,
       ),
     )
