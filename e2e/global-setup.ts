@@ -61,8 +61,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       HAVEN_DATA_DIR: dataDir,
       HAVEN_AUDIT_SEAL_INTERVAL_MS: "500",
       HAVEN_SMTP_URL: mail.url,
-      // Links in e-mails open the panel (its /accept-invitation page).
-      HAVEN_PUBLIC_URL: `${url}/admin`,
+      // Workforce invitation links open the panel it serves: HAVEN_PUBLIC_URL + /admin.
+      HAVEN_PUBLIC_URL: url,
       LOG_LEVEL: "warn",
     },
   });

@@ -68,6 +68,16 @@ describe("mail transports", () => {
     );
     expect(mail).toBeInstanceOf(SmtpMailTransport);
     expect(mail.linkBase).toBe("https://portal.clinic.test");
+    expect(mail.staffLinkBase).toBe("https://portal.clinic.test/admin");
+    expect(
+      createMailTransport(
+        {
+          HAVEN_MAIL_FROM: "Haven <no-reply@haven.test>",
+          HAVEN_PANEL_URL: "https://staff.clinic.test/panel/",
+        },
+        createLogger("info", sink),
+      ).staffLinkBase,
+    ).toBe("https://staff.clinic.test/panel");
     const sent = await mail.send({
       kind: "password_reset",
       to: "patient.person@example.test",

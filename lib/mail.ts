@@ -32,6 +32,12 @@ export interface MailTransport {
   /** Base URL for links inside e-mails (`HAVEN_PUBLIC_URL`), without a trailing slash. */
   readonly linkBase: string;
   /**
+   * Base URL of the staff admin panel for workforce links (`HAVEN_PANEL_URL`, default
+   * `linkBase` + `/admin`), without a trailing slash: a clinician's invitation opens the panel,
+   * a patient's opens the portal.
+   */
+  readonly staffLinkBase: string;
+  /**
    * Send one message and wait for the transport to accept it.
    * @throws the transport's error (SMTP refusal, connection failure)
    */
@@ -50,12 +56,15 @@ const DEFAULT_LINK_BASE = "http://127.0.0.1:3000";
 abstract class BaseTransport implements MailTransport {
   abstract readonly kind: "smtp" | "log" | "memory";
   readonly linkBase: string;
+  readonly staffLinkBase: string;
   readonly #pending = new Set<Promise<unknown>>();
   constructor(
     protected readonly log: Logger,
     linkBase: string = DEFAULT_LINK_BASE,
+    staffLinkBase?: string,
   ) {
     this.linkBase = linkBase.replace(/\/+$/, "");
+    this.staffLinkBase = (staffLinkBase ?? `${this.linkBase}/admin`).replace(/\/+$/, "");
   }
 
   abstract send(message: MailMessage): Promise<SentMail>;
@@ -105,8 +114,8 @@ export class SmtpMailTransport extends BaseTransport {
   readonly kind = "smtp" as const;
   readonly #transporter: Transporter;
   readonly #from: string;
-  constructor(url: string, from: string, log: Logger, linkBase?: string) {
-    super(log, linkBase);
+  constructor(url: string, from: string, log: Logger, linkBase?: string, staffLinkBase?: string) {
+    super(log, linkBase, staffLinkBase);
     this.#from = from;
     this.#transporter = nodemailer.createTransport({ pool: true, url, maxConnections: 5 });
   }
@@ -137,6 +146,7 @@ export function createMailTransport(
     HAVEN_SMTP_URL?: string | undefined;
     HAVEN_MAIL_FROM: string;
     HAVEN_PUBLIC_URL?: string | undefined;
+    HAVEN_PANEL_URL?: string | undefined;
   },
   log: Logger,
 ): MailTransport {
@@ -146,6 +156,7 @@ export function createMailTransport(
         config.HAVEN_MAIL_FROM,
         log,
         config.HAVEN_PUBLIC_URL,
+        config.HAVEN_PANEL_URL,
       )
-    : new LogMailTransport(log, config.HAVEN_PUBLIC_URL);
+    : new LogMailTransport(log, config.HAVEN_PUBLIC_URL, config.HAVEN_PANEL_URL);
 }

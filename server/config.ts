@@ -122,6 +122,11 @@ const envSchema = z.object({
   HAVEN_MAIL_FROM: z.string().min(3).default("Haven <no-reply@haven.invalid>"),
   /** Public URL of the portal, used in links inside e-mails (invitations, password reset). */
   HAVEN_PUBLIC_URL: z.url().optional(),
+  /**
+   * Public URL of the staff admin panel, used in workforce invitation links; defaults to
+   * `HAVEN_PUBLIC_URL` + `/admin` (the panel Haven serves itself).
+   */
+  HAVEN_PANEL_URL: z.url().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Break-the-glass grant lifetime, minutes (emergency access is time-boxed; 45 CFR 164.312(a)(2)(ii)). */
   HAVEN_BREAK_GLASS_MINUTES: z.coerce
