@@ -28,8 +28,8 @@ async function run(cmd: string, args: string[]): Promise<void> {
 }
 
 /**
- * Fresh database `haven_e2e_<run>` on the shared cluster, the panel built if `admin/dist` is
- * missing, then `server/main.ts` with HAVEN_DEMO=true (demo accounts + Synthea import) on the
+ * Fresh database `haven_e2e_<run>` on the shared cluster, the panel (re)built if `admin/dist` is
+ * missing or older than its sources, then `server/main.ts` with HAVEN_DEMO=true (demo accounts + Synthea import) on the
  * panel's port range. Returns the teardown (stop Haven, drop the database).
  */
 export default async function globalSetup(): Promise<() => Promise<void>> {
@@ -39,10 +39,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   await admin.unsafe(`CREATE DATABASE "${name}"`);
   const dbUrl = new URL(adminUrl);
   dbUrl.pathname = `/${name}`;
-  if (!existsSync(join(ROOT, "admin", "dist", "index.html"))) {
+  if (!existsSync(join(ROOT, "client-sdk", "dist", "index.js")))
     await run("npm", ["run", "build:sdk"]);
-    await run("npm", ["run", "build:admin"]);
-  }
+  // The panel under test is built from the current sources (a stale admin/dist would test old code).
+  await run(process.execPath, [join(ROOT, "scripts", "ensure-admin-build.mjs")]);
   const dataDir = await mkdtemp(join(tmpdir(), "haven-e2e-"));
   const port = process.env.HAVEN_E2E_PORT ?? "45100";
   const url = `http://127.0.0.1:${port}`;
