@@ -9,7 +9,7 @@ import { KeyError } from "../crypto/keyring.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 import { type Deps, makeOrganization, makePatient } from "./factory.ts";
 import { LogSink } from "./harness.ts";
-import { runScript, startServerProcess } from "./spawn.ts";
+import { freePort, runScript, startServerProcess } from "./spawn.ts";
 
 /**
  * Key safety across processes on PostgreSQL: servers advertise the keys they hold;
@@ -22,8 +22,6 @@ const b64 = () => randomBytes(32).toString("base64");
 const K1 = `k1:${b64()}`;
 const K2 = `k2:${b64()}`;
 const BLIND = b64();
-/** Ports of this helper's range (41000-41999) for the readiness poll of a refusing server. */
-const REFUSING_PORT = 41_110;
 
 let db: TestDatabase;
 let dataDir: string;
@@ -112,9 +110,10 @@ describe("key safety across processes", () => {
 
   it("a server whose keys cannot decrypt stored data refuses to start, and /readyz is never ready", async () => {
     // The data is under k2 now. A server with only k1 lacks it; one with another "k2" has wrong material.
+    const refusingPort = await freePort();
     const child = startServerProcess({
       ...serverEnv(K1),
-      PORT: String(REFUSING_PORT),
+      PORT: String(refusingPort),
     }).catch((err: unknown) => err as Error);
     const statuses = new Set<number | string>();
     let settled = false;
@@ -122,7 +121,7 @@ describe("key safety across processes", () => {
       settled = true;
     });
     while (!settled) {
-      const s = await fetch(`http://127.0.0.1:${REFUSING_PORT}/readyz`, {
+      const s = await fetch(`http://127.0.0.1:${refusingPort}/readyz`, {
         signal: AbortSignal.timeout(1000),
       }).then(
         (r) => r.status,

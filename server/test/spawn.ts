@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -61,6 +62,23 @@ export function runScript(
       resolvePromise({ code, signal, stdout, stderr, ms: performance.now() - started });
     });
   });
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks it (listen on port 0), then
+ * it is released for the caller's child process. For tests that must know a server's port before
+ * it prints one; never a fixed number, which another server of the same parallel run may hold.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok, fail) => {
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => ok());
+  });
+  const address = server.address();
+  await new Promise<void>((ok) => server.close(() => ok()));
+  if (address === null || typeof address === "string") throw new Error("no TCP port assigned");
+  return address.port;
 }
 
 /** A Haven server running in a child process. */
