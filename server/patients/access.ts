@@ -17,12 +17,26 @@ export async function loadPatientFacts(
   actor: Actor,
   patientIds: string[],
 ): Promise<Map<string, PatientFacts>> {
-  const facts = new Map<string, PatientFacts>();
-  if (patientIds.length === 0) return facts;
+  if (patientIds.length === 0) return new Map();
   const rows = await deps.db
     .select({ id: patients.id, organizationId: patients.organizationId })
     .from(patients)
     .where(inArray(patients.id, patientIds));
+  return factsForRows(deps, actor, rows);
+}
+
+/**
+ * The facts of patients whose rows are already read (id and organization): care relationships
+ * and break-the-glass grants valid now, for clinicians. The caller's rows are the ONLY source of
+ * the patients' existence and organization, so a caller that read more columns in the same query
+ * gets exactly the facts {@link loadPatientFacts} would have produced.
+ */
+async function factsForRows(
+  deps: ServiceDeps,
+  actor: Actor,
+  rows: readonly { id: string; organizationId: string }[],
+): Promise<Map<string, PatientFacts>> {
+  const facts = new Map<string, PatientFacts>();
   const withCare = new Set<string>();
   if (actor.role === "clinician" && actor.practitionerId && rows.length > 0) {
     const now = deps.now();
@@ -119,6 +133,59 @@ export async function assertCanReadPatient(
   action: AuditAction,
 ): Promise<PatientAccess> {
   const facts = (await loadPatientFacts(deps, actor, [patientId])).get(patientId);
+  return enforce(deps, actor, auditActor, patientId, action, facts);
+}
+
+/** The `patients` columns `patients.get` returns (demographics still sealed). */
+export interface SealedPatientRow {
+  id: string;
+  organizationId: string;
+  version: number;
+  /** Sealed envelope; open it only after the rule allowed the read. */
+  demographics: string;
+}
+
+/**
+ * {@link assertCanReadPatient} for a read that needs the patient row itself: ONE `patients` query
+ * reads the row and the facts the rule needs (id, organization), instead of a facts query and a
+ * second row query. The rule, its inputs and its audit rows are the same; the sealed demographics
+ * are only handed back once the rule allowed the read (a refusal throws before, and nothing is
+ * decrypted here).
+ * @returns the access basis and the sealed row
+ * @throws NotFoundError when the patient does not exist; ForbiddenError when the rule refuses
+ */
+export async function readPatientRowIfAllowed(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+  patientId: string,
+  action: AuditAction,
+): Promise<{ access: PatientAccess; row: SealedPatientRow }> {
+  const [row] = await deps.db
+    .select({
+      id: patients.id,
+      organizationId: patients.organizationId,
+      version: patients.version,
+      demographics: patients.demographics,
+    })
+    .from(patients)
+    .where(eq(patients.id, patientId))
+    .limit(1);
+  const facts = row ? (await factsForRows(deps, actor, [row])).get(row.id) : undefined;
+  const access = await enforce(deps, actor, auditActor, patientId, action, facts);
+  // `enforce` throws unless the facts (hence the row) exist.
+  return { access, row: row as SealedPatientRow };
+}
+
+/** Apply `canReadPatient` to loaded facts: audit and throw a refusal, audit a break-glass use. */
+async function enforce(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+  patientId: string,
+  action: AuditAction,
+  facts: PatientFacts | undefined,
+): Promise<PatientAccess> {
   if (!facts) {
     throw await auditDenial(
       deps.db,
