@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, isNull, lte, or } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { breakGlassGrants, careRelationships, patients } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
@@ -146,9 +146,10 @@ export interface SealedPatientRow {
 }
 
 /**
- * {@link assertCanReadPatient} for a read that needs the patient row itself: ONE `patients` query
- * reads the row and the facts the rule needs (id, organization), instead of a facts query and a
- * second row query. The rule, its inputs and its audit rows are the same; the sealed demographics
+ * {@link assertCanReadPatient} for a read that needs the patient row itself: ONE query reads the
+ * row and every fact the rule needs (id, organization and, for clinicians, the care relationship
+ * and break-the-glass grant valid now, as correlated subqueries with the conditions of
+ * {@link loadPatientFacts}), instead of a facts query, two clinician queries and a row query. The rule, its inputs and its audit rows are the same; the sealed demographics
  * are only handed back once the rule allowed the read (a refusal throws before, and nothing is
  * decrypted here).
  * @returns the access basis and the sealed row
@@ -161,17 +162,68 @@ export async function readPatientRowIfAllowed(
   patientId: string,
   action: AuditAction,
 ): Promise<{ access: PatientAccess; row: SealedPatientRow }> {
-  const [row] = await deps.db
+  const now = deps.now();
+  const clinician = actor.role === "clinician";
+  // The clinician facts as correlated subqueries of the same statement, with exactly the
+  // conditions of `factsForRows`: a care relationship valid now, the longest-running grant valid now.
+  const care =
+    clinician && actor.practitionerId
+      ? sql<boolean>`exists(${deps.db
+          .select({ one: sql`1` })
+          .from(careRelationships)
+          .where(
+            and(
+              eq(careRelationships.practitionerId, actor.practitionerId),
+              eq(careRelationships.patientId, patients.id),
+              lte(careRelationships.validFrom, now),
+              or(isNull(careRelationships.validTo), gt(careRelationships.validTo, now)),
+            ),
+          )})`
+      : sql<boolean>`false`;
+  const grant = clinician
+    ? sql<string | null>`(${deps.db
+        .select({ id: breakGlassGrants.id })
+        .from(breakGlassGrants)
+        .where(
+          and(
+            eq(breakGlassGrants.userId, actor.userId),
+            eq(breakGlassGrants.patientId, patients.id),
+            lte(breakGlassGrants.grantedAt, now),
+            gt(breakGlassGrants.expiresAt, now),
+            isNull(breakGlassGrants.revokedAt),
+          ),
+        )
+        .orderBy(desc(breakGlassGrants.expiresAt))
+        .limit(1)})`
+    : sql<string | null>`null`;
+  const [found] = await deps.db
     .select({
       id: patients.id,
       organizationId: patients.organizationId,
       version: patients.version,
       demographics: patients.demographics,
+      care,
+      grant,
     })
     .from(patients)
     .where(eq(patients.id, patientId))
     .limit(1);
-  const facts = row ? (await factsForRows(deps, actor, [row])).get(row.id) : undefined;
+  const row = found
+    ? {
+        id: found.id,
+        organizationId: found.organizationId,
+        version: found.version,
+        demographics: found.demographics,
+      }
+    : undefined;
+  const facts: PatientFacts | undefined = found
+    ? {
+        patientId: found.id,
+        organizationId: found.organizationId,
+        activeCareRelationship: found.care === true,
+        breakGlassGrantId: found.grant ?? null,
+      }
+    : undefined;
   const access = await enforce(deps, actor, auditActor, patientId, action, facts);
   // `enforce` throws unless the facts (hence the row) exist.
   return { access, row: row as SealedPatientRow };

@@ -1,9 +1,10 @@
 import { and, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, schema } from "../../db/client.ts";
-import { auditEvents } from "../../db/schema/index.ts";
+import { auditEvents, breakGlassGrants } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { SYSTEM_ACTOR } from "../kernel/audit.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
@@ -72,6 +73,13 @@ describe("patients.get reads the patients row once", () => {
     expect(record.access).toBe("care_relationship");
     expect(record.demographics.name?.family).toBeTypeOf("string");
     expect(patientsReads()).toBe(1);
+    // The clinician's facts (care relationship, grants) come from the same statement.
+    expect(
+      sent.some(
+        (q) => /^select\b[\s\S]*from "care_relationships"/i.test(q) && !/from "patients"/i.test(q),
+      ),
+    ).toBe(false);
+    expect(sent.filter((q) => /^select\b/i.test(q)).length).toBe(2); // patient + entries
   });
 
   it("refused read: still one patients query, FORBIDDEN audited as denied, nothing returned", async () => {
@@ -105,5 +113,51 @@ describe("patients.get reads the patients row once", () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotFoundError);
     expect(patientsReads()).toBe(1);
+  });
+
+  it("break-the-glass grants from the merged query: active allows, expired and revoked do not", async () => {
+    const grant = async (over: Partial<typeof breakGlassGrants.$inferInsert>) => {
+      const id = uuidv7();
+      await h.deps.db.insert(breakGlassGrants).values({
+        id,
+        organizationId: org,
+        patientId,
+        userId: withoutCare.userId,
+        practitionerId: withoutCare.practitionerId,
+        reason: h.deps.crypto.seal("break_glass_grants", "reason", id, "test emergency"),
+        grantedAt: new Date(Date.now() - 60_000),
+        expiresAt: new Date(Date.now() + 3_600_000),
+        ...over,
+      });
+      return id;
+    };
+    const read = () =>
+      getPatient(deps, withoutCare, who(withoutCare), { patientId, entryLimit: 1 }).catch(
+        (e: unknown) => e,
+      );
+    await grant({ expiresAt: new Date(Date.now() - 1_000) });
+    await grant({ revokedAt: new Date(Date.now() - 1_000) });
+    await grant({ grantedAt: new Date(Date.now() + 60_000) });
+    expect(await read()).toBeInstanceOf(ForbiddenError);
+    const active = await grant({});
+    sent.length = 0;
+    const record = (await read()) as Awaited<ReturnType<typeof getPatient>>;
+    expect(record.access).toBe("break_glass");
+    expect(patientsReads()).toBe(1);
+    expect(
+      sent.some(
+        (q) => /^select\b[\s\S]*from "break_glass_grants"/i.test(q) && !/from "patients"/i.test(q),
+      ),
+    ).toBe(false);
+    const used = await h.deps.db
+      .select({ details: auditEvents.details })
+      .from(auditEvents)
+      .where(
+        and(
+          eq(auditEvents.actorUserId, withoutCare.userId),
+          eq(auditEvents.action, "access.break_glass_used"),
+        ),
+      );
+    expect(used.map((u) => u.details?.grantId)).toContain(active);
   });
 });
