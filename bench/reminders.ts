@@ -37,7 +37,7 @@ const database = await openDatabase({ url: url.toString(), maxConnections: 20 })
 const haven = await startHaven(
   loadConfig({
     DATABASE_URL: url.toString(),
-    PORT: "0",
+    PORT: process.env.BENCH_PORT ?? "0",
     HAVEN_DEMO: "false",
     HAVEN_PHI_KEYS: `bench:${key32()}`,
     HAVEN_BLIND_INDEX_KEY: key32(),

@@ -21,6 +21,7 @@ import { loadKeys, validateEnvKeys } from "./crypto/load.ts";
 import { PhiCrypto } from "./crypto/phi.ts";
 import { type DemoSeedResult, seedDemo } from "./demo/seed.ts";
 import { buildServer } from "./http.ts";
+import { enableAuditGroupCommit } from "./kernel/audit.ts";
 import { Metrics } from "./metrics.ts";
 import { reminderQueueDepth } from "./reminders/service.ts";
 import { reminderSettingsFrom } from "./reminders/settings.ts";
@@ -100,6 +101,9 @@ export async function startHaven(
         "read-only emergency mode: changes are refused (HAVEN_READ_ONLY), no migrations run",
       );
     }
+    // Reads and denials of concurrent requests share one audit INSERT (each still waits for its
+    // own row to commit; bench/results/optimisations.md §4).
+    enableAuditGroupCommit(database.db);
     const deps = {
       db: database.db,
       crypto: new PhiCrypto(keys.keyring),

@@ -122,6 +122,35 @@ describe("idle timeout and absolute lifetime (injected clock, 45 CFR 164.312(a)(
     expect((await errorOf(me(token))).data?.code).toBe("UNAUTHORIZED");
   });
 
+  it("last_seen_at is written at most once per refresh interval (1 min), not per request", async () => {
+    const staff = await makeUser(h.deps, "staff", org);
+    const { token } = await h.services.sessions.create(staff.userId, {
+      ip: null,
+      userAgent: null,
+      mfaVerified: true,
+      now: h.deps.now(),
+    });
+    const lastSeen = async () =>
+      (
+        await h.deps.db
+          .select({ at: sessions.lastSeenAt })
+          .from(sessions)
+          .where(eq(sessions.id, createHash("sha256").update(token).digest("hex")))
+      )[0]?.at.getTime();
+    const created = await lastSeen();
+    for (let i = 0; i < 5; i++) {
+      advance(h, 10_000); // 10, 20, … 50 s: inside the interval
+      const v = await h.services.sessions.validate(token);
+      expect(v?.refreshed).toBe(false);
+      expect(await lastSeen()).toBe(created);
+    }
+    advance(h, 10_000); // 60 s after the last write: one refresh
+    expect((await h.services.sessions.validate(token))?.refreshed).toBe(true);
+    expect(await lastSeen()).toBe(h.clock.now.getTime());
+    advance(h, 1_000);
+    expect((await h.services.sessions.validate(token))?.refreshed).toBe(false);
+  });
+
   it("each privileged role idles out; a patient does not", async () => {
     const users: Record<string, TestUser> = {};
     const tokens: Record<string, string> = {};

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from "uuid";
-import type { Executor } from "../../db/client.ts";
+import type { Database, Executor } from "../../db/client.ts";
 import { auditEvents } from "../../db/schema/index.ts";
 import type { AuditAction, AuditOutcome } from "./audit-actions.ts";
 import type { Role } from "./roles.ts";
@@ -35,10 +35,98 @@ export interface AuditEvent {
   details?: Record<string, string | number | boolean | null>;
 }
 
+type AuditRow = typeof auditEvents.$inferInsert;
+
+/** Most rows one group INSERT carries (15 parameters a row, far below Postgres's 65,535). */
+const MAX_GROUP_ROWS = 1000;
+
+interface Waiter {
+  rows: AuditRow[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit of audit rows written outside a transaction (reads, denials), one per database
+ * handle. A caller's promise settles only when the INSERT that carries its rows has committed
+ * (autocommit, so the rows are durable), or rejects with that INSERT's error; nothing is dropped
+ * and nothing is acknowledged early. While one INSERT is in flight, rows of concurrent requests
+ * queue and go out together in the next single INSERT (leader/follower group commit, no timer:
+ * a lone request waits for nobody). A failing INSERT rejects EVERY waiter whose rows it carried
+ * (the statement is atomic: none of its rows exist). Row ids (UUIDv7) and times are fixed by the
+ * caller before queueing, and the chain sealer orders links by event id, so batching cannot
+ * reorder the audit hash chain (server/audit/chain.ts).
+ */
+export class AuditGroupCommit {
+  #queue: Waiter[] = [];
+  #draining = false;
+  /** INSERT statements issued so far (for tests and metrics). */
+  statements = 0;
+  /** Rows committed so far. */
+  rows = 0;
+
+  constructor(private readonly db: Database) {}
+
+  /** Queue rows; resolves once they are committed, rejects with the INSERT's error. */
+  append(rows: AuditRow[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ rows, resolve, reject });
+      if (!this.#draining) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0) {
+        const group: Waiter[] = [];
+        let count = 0;
+        while (this.#queue.length > 0) {
+          const next = this.#queue[0] as Waiter;
+          if (group.length > 0 && count + next.rows.length > MAX_GROUP_ROWS) break;
+          group.push(next);
+          count += next.rows.length;
+          this.#queue.shift();
+        }
+        const rows = group.flatMap((w) => w.rows);
+        try {
+          this.statements++;
+          await this.db.insert(auditEvents).values(rows);
+          this.rows += rows.length;
+          for (const w of group) w.resolve();
+        } catch (err) {
+          for (const w of group) w.reject(err);
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+}
+
+const groupCommits = new WeakMap<object, AuditGroupCommit>();
+
+/**
+ * Turn on group commit for audit rows written through `db` itself (not through its transactions:
+ * a transaction handle is another object, so rows written in one still go out in it, and commit or
+ * roll back with the work). Idempotent. @returns the handle's group committer (its counters)
+ */
+export function enableAuditGroupCommit(db: Database): AuditGroupCommit {
+  let group = groupCommits.get(db);
+  if (!group) {
+    group = new AuditGroupCommit(db);
+    groupCommits.set(db, group);
+  }
+  return group;
+}
+
 /**
  * Append audit events (one INSERT for many). Call inside the transaction that does the work for
  * writes; for reads and denials call with the plain database so the record survives a rollback.
+ * With the plain database and group commit on ({@link enableAuditGroupCommit}), concurrent calls
+ * share one INSERT; the promise still settles only after this call's rows are committed.
  * @param at time of the event (UTC)
+ * @throws the driver's error when the INSERT carrying these rows fails (the rows do not exist)
  */
 export async function recordAudit(
   db: Executor,
@@ -48,25 +136,26 @@ export async function recordAudit(
 ): Promise<void> {
   const list = Array.isArray(events) ? events : [events];
   if (list.length === 0) return;
-  await db.insert(auditEvents).values(
-    list.map((e) => ({
-      id: uuidv7(),
-      occurredAt: at,
-      actorUserId: actor.userId,
-      actorRole: actor.role,
-      sessionId: actor.sessionId,
-      organizationId: actor.organizationId,
-      action: e.action,
-      resourceType: e.resourceType ?? null,
-      resourceId: e.resourceId ?? null,
-      patientId: e.patientId ?? null,
-      outcome: e.outcome,
-      reason: e.reason ?? null,
-      ip: actor.ip,
-      requestId: actor.requestId,
-      details: e.details ?? null,
-    })),
-  );
+  const rows: AuditRow[] = list.map((e) => ({
+    id: uuidv7(),
+    occurredAt: at,
+    actorUserId: actor.userId,
+    actorRole: actor.role,
+    sessionId: actor.sessionId,
+    organizationId: actor.organizationId,
+    action: e.action,
+    resourceType: e.resourceType ?? null,
+    resourceId: e.resourceId ?? null,
+    patientId: e.patientId ?? null,
+    outcome: e.outcome,
+    reason: e.reason ?? null,
+    ip: actor.ip,
+    requestId: actor.requestId,
+    details: e.details ?? null,
+  }));
+  const group = groupCommits.get(db);
+  if (group) return group.append(rows);
+  await db.insert(auditEvents).values(rows);
 }
 
 /** A denial to record: an audit event whose outcome is always `denied`. */

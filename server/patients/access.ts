@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, isNull, lte, or } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { breakGlassGrants, careRelationships, patients } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
@@ -17,12 +17,26 @@ export async function loadPatientFacts(
   actor: Actor,
   patientIds: string[],
 ): Promise<Map<string, PatientFacts>> {
-  const facts = new Map<string, PatientFacts>();
-  if (patientIds.length === 0) return facts;
+  if (patientIds.length === 0) return new Map();
   const rows = await deps.db
     .select({ id: patients.id, organizationId: patients.organizationId })
     .from(patients)
     .where(inArray(patients.id, patientIds));
+  return factsForRows(deps, actor, rows);
+}
+
+/**
+ * The facts of patients whose rows are already read (id and organization): care relationships
+ * and break-the-glass grants valid now, for clinicians. The caller's rows are the ONLY source of
+ * the patients' existence and organization, so a caller that read more columns in the same query
+ * gets exactly the facts {@link loadPatientFacts} would have produced.
+ */
+async function factsForRows(
+  deps: ServiceDeps,
+  actor: Actor,
+  rows: readonly { id: string; organizationId: string }[],
+): Promise<Map<string, PatientFacts>> {
+  const facts = new Map<string, PatientFacts>();
   const withCare = new Set<string>();
   if (actor.role === "clinician" && actor.practitionerId && rows.length > 0) {
     const now = deps.now();
@@ -119,6 +133,111 @@ export async function assertCanReadPatient(
   action: AuditAction,
 ): Promise<PatientAccess> {
   const facts = (await loadPatientFacts(deps, actor, [patientId])).get(patientId);
+  return enforce(deps, actor, auditActor, patientId, action, facts);
+}
+
+/** The `patients` columns `patients.get` returns (demographics still sealed). */
+export interface SealedPatientRow {
+  id: string;
+  organizationId: string;
+  version: number;
+  /** Sealed envelope; open it only after the rule allowed the read. */
+  demographics: string;
+}
+
+/**
+ * {@link assertCanReadPatient} for a read that needs the patient row itself: ONE query reads the
+ * row and every fact the rule needs (id, organization and, for clinicians, the care relationship
+ * and break-the-glass grant valid now, as correlated subqueries with the conditions of
+ * {@link loadPatientFacts}), instead of a facts query, two clinician queries and a row query. The rule, its inputs and its audit rows are the same; the sealed demographics
+ * are only handed back once the rule allowed the read (a refusal throws before, and nothing is
+ * decrypted here).
+ * @returns the access basis and the sealed row
+ * @throws NotFoundError when the patient does not exist; ForbiddenError when the rule refuses
+ */
+export async function readPatientRowIfAllowed(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+  patientId: string,
+  action: AuditAction,
+): Promise<{ access: PatientAccess; row: SealedPatientRow }> {
+  const now = deps.now();
+  const clinician = actor.role === "clinician";
+  // The clinician facts as correlated subqueries of the same statement, with exactly the
+  // conditions of `factsForRows`: a care relationship valid now, the longest-running grant valid now.
+  const care =
+    clinician && actor.practitionerId
+      ? sql<boolean>`exists(${deps.db
+          .select({ one: sql`1` })
+          .from(careRelationships)
+          .where(
+            and(
+              eq(careRelationships.practitionerId, actor.practitionerId),
+              eq(careRelationships.patientId, patients.id),
+              lte(careRelationships.validFrom, now),
+              or(isNull(careRelationships.validTo), gt(careRelationships.validTo, now)),
+            ),
+          )})`
+      : sql<boolean>`false`;
+  const grant = clinician
+    ? sql<string | null>`(${deps.db
+        .select({ id: breakGlassGrants.id })
+        .from(breakGlassGrants)
+        .where(
+          and(
+            eq(breakGlassGrants.userId, actor.userId),
+            eq(breakGlassGrants.patientId, patients.id),
+            lte(breakGlassGrants.grantedAt, now),
+            gt(breakGlassGrants.expiresAt, now),
+            isNull(breakGlassGrants.revokedAt),
+          ),
+        )
+        .orderBy(desc(breakGlassGrants.expiresAt))
+        .limit(1)})`
+    : sql<string | null>`null`;
+  const [found] = await deps.db
+    .select({
+      id: patients.id,
+      organizationId: patients.organizationId,
+      version: patients.version,
+      demographics: patients.demographics,
+      care,
+      grant,
+    })
+    .from(patients)
+    .where(eq(patients.id, patientId))
+    .limit(1);
+  const row = found
+    ? {
+        id: found.id,
+        organizationId: found.organizationId,
+        version: found.version,
+        demographics: found.demographics,
+      }
+    : undefined;
+  const facts: PatientFacts | undefined = found
+    ? {
+        patientId: found.id,
+        organizationId: found.organizationId,
+        activeCareRelationship: found.care === true,
+        breakGlassGrantId: found.grant ?? null,
+      }
+    : undefined;
+  const access = await enforce(deps, actor, auditActor, patientId, action, facts);
+  // `enforce` throws unless the facts (hence the row) exist.
+  return { access, row: row as SealedPatientRow };
+}
+
+/** Apply `canReadPatient` to loaded facts: audit and throw a refusal, audit a break-glass use. */
+async function enforce(
+  deps: ServiceDeps,
+  actor: Actor,
+  auditActor: AuditActor,
+  patientId: string,
+  action: AuditAction,
+  facts: PatientFacts | undefined,
+): Promise<PatientAccess> {
   if (!facts) {
     throw await auditDenial(
       deps.db,

@@ -8,7 +8,12 @@ import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { ForbiddenError, NotFoundError } from "../kernel/errors.ts";
 import type { Actor, Role } from "../kernel/roles.ts";
-import { assertCanReadPatient, loadPatientFacts, recordBreakGlassUse } from "./access.ts";
+import {
+  assertCanReadPatient,
+  loadPatientFacts,
+  readPatientRowIfAllowed,
+  recordBreakGlassUse,
+} from "./access.ts";
 import { canReadPatient, patientViewFor } from "./policy.ts";
 import type { getOutput, searchInput, searchOutput } from "./schemas.ts";
 
@@ -144,7 +149,8 @@ export async function getPatient(
   auditActor: AuditActor,
   input: { patientId: string; entryLimit: number },
 ): Promise<PatientRecord> {
-  const access = await assertCanReadPatient(
+  // One `patients` query serves the access rule and the row (bench/results/optimisations.md §3).
+  const { access, row } = await readPatientRowIfAllowed(
     deps,
     actor,
     auditActor,
@@ -152,17 +158,6 @@ export async function getPatient(
     "patient.read",
   );
   const view = patientViewFor(actor.role);
-  const [row] = await deps.db
-    .select({
-      id: patients.id,
-      organizationId: patients.organizationId,
-      version: patients.version,
-      demographics: patients.demographics,
-    })
-    .from(patients)
-    .where(eq(patients.id, input.patientId))
-    .limit(1);
-  if (!row) throw new Error("patient vanished between policy check and read");
   const entryRows = await deps.db
     .select({
       id: clinicalEntries.id,

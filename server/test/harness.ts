@@ -6,6 +6,7 @@ import { SessionManager } from "../auth/session.ts";
 import { type AppServices, createContextInner } from "../context.ts";
 import { PhiCrypto } from "../crypto/phi.ts";
 import { buildServer, type ServerOptions } from "../http.ts";
+import { enableAuditGroupCommit } from "../kernel/audit.ts";
 import type { Actor } from "../kernel/roles.ts";
 import { appRouter } from "../router.ts";
 import { createCallerFactory } from "../trpc.ts";
@@ -64,6 +65,8 @@ export async function createHarness(
     (await createTestDatabase(
       options.maxConnections ? { maxConnections: options.maxConnections } : {},
     ));
+  // As in production (server/app.ts): audit rows outside transactions go out by group commit.
+  enableAuditGroupCommit(testDb.handle.db);
   const logs = new LogSink();
   const clock = { now: new Date() };
   const deps: Deps = {
