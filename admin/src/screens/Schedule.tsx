@@ -257,7 +257,10 @@ export default function Schedule() {
       )}
       {schedule.isSuccess && columns.length > 0 && (
         <div className="grid-wrap">
-          <table className="calendar" data-testid="calendar">
+          <table
+            className={columns.length > 2 ? "calendar calendar-wide" : "calendar"}
+            data-testid="calendar"
+          >
             <caption>
               {title} ({items.length} appointment{items.length === 1 ? "" : "s"})
             </caption>
