@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { and, eq, inArray } from "drizzle-orm";
@@ -32,7 +33,7 @@ import { createCluster, portInUse, spawnAsClusterUser, type ThrowawayCluster } f
  */
 const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "15");
 const RATE = Number(process.env.HAVEN_SCALE_RATE ?? "10"); // requests per second
-const PORTS = { haproxy: 45530, s1: 45531, s2: 45532, pgbouncer: 45521, postgres: 5499 };
+const PORTS = { haproxy: 45730, s1: 45731, s2: 45732, pgbouncer: 45721, postgres: 5498 };
 /** A client-supplied X-Forwarded-For that must never be believed. */
 const FORGED = "198.51.100.66";
 /** Loopback source addresses the logins come from (Linux routes all of 127/8 to lo). */
@@ -175,6 +176,7 @@ beforeAll(async () => {
       "global",
       "  maxconn 1000",
       "  log stderr format raw local0",
+      `  stats socket ${join(work, "haproxy.sock")} mode 600 level admin`,
       "defaults",
       "  mode http",
       "  log global",
@@ -184,6 +186,15 @@ beforeAll(async () => {
       "  timeout server 5m",
       "  retries 2",
       "  option redispatch",
+      // One request per client connection. On a kept-alive client connection HAProxy answers a
+      // request that was not the connection's first, and whose server died before answering,
+      // by closing the connection silently and logging nothing (http_ana.c, abort_keep_alive:
+      // "the client is required to retry"); clients then also race HAProxy's close when they
+      // reuse an idle socket. With httpclose every request is the first on its connection, so a
+      // request in flight on a killed instance gets a logged 502 (SH) that the client retries,
+      // and one sent to it after the kill is refused at connect and redispatched to the
+      // survivor (retries + redispatch; conn-failure only, so nothing already sent is replayed).
+      "  option httpclose",
       "frontend fe",
       `  bind 127.0.0.1:${PORTS.haproxy}`,
       "  default_backend haven",
@@ -210,7 +221,31 @@ beforeAll(async () => {
   progress("PgBouncer, two instances and HAProxy up");
 }, 180_000);
 
+/**
+ * One command on HAProxy's admin socket (e.g. `show sess all`); resolves with its whole answer.
+ * HAProxy's httplog names a request only when its stream ends, so a stream still stuck inside
+ * HAProxy at the end of the run shows up here and nowhere else.
+ */
+function haproxyCommand(command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ path: join(work, "haproxy.sock") });
+    let out = "";
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(`${command}\n`));
+    sock.on("data", (d: string) => {
+      out += d;
+    });
+    sock.on("end", () => resolve(out));
+    sock.on("error", reject);
+  });
+}
+
 afterAll(async () => {
+  // What HAProxy still holds (streams no log line names yet), kept with the logs.
+  if (work && logDir) {
+    const sessions = await haproxyCommand("show sess all").catch((e: Error) => e.message);
+    await writeFile(join(logDir, "haproxy-sessions.txt"), sessions).catch(() => {});
+  }
   for (const p of procs.reverse()) {
     if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
   }
@@ -356,7 +391,13 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
       const latencies: number[] = [];
       const byKind = { read: [] as number[], book: [] as number[], login: [] as number[] };
       /** Requests that needed a retry: kind, attempts, ms from first send to settled. */
-      const retried: { kind: string; attempts: number; ms: number; causes: string[] }[] = [];
+      const retried: {
+        kind: string;
+        at: string;
+        attempts: number;
+        ms: number;
+        causes: string[];
+      }[] = [];
       const errors: string[] = [];
       const booked: string[] = [];
       let retries = 0;
@@ -377,6 +418,7 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         const slot = kind === "book" ? slots[nextSlot++] : undefined;
         const loginNo = kind === "login" ? nextLogin++ : 0;
         const started = performance.now();
+        const at = new Date().toISOString().slice(11, 23);
         let attempts = 0;
         const causes: string[] = [];
         for (let attempt = 0; ; attempt++) {
@@ -434,7 +476,7 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         latencies.push(ms);
         byKind[kind].push(ms);
         if (attempts > 0)
-          retried.push({ kind, attempts: attempts + 1, ms: Math.round(ms), causes });
+          retried.push({ kind, at, attempts: attempts + 1, ms: Math.round(ms), causes });
         completed++;
         pending.delete(i);
       };
