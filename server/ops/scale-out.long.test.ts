@@ -29,7 +29,10 @@ import { createCluster, portInUse, spawnAsClusterUser, type ThrowawayCluster } f
  * from the change log). Logins come from distinct loopback addresses with a forged
  * X-Forwarded-For: with HAVEN_TRUST_PROXY=127.0.0.1 the audit trail records each real address,
  * never HAProxy's and never the forged one. Reports requests, errors, p50/p99, throughput, events
- * per subscriber and the top statements by total execution time.
+ * per subscriber and the top statements by total execution time. HAProxy runs `option httpclose`
+ * (see its config below and docs/scaling.md); afterAll keeps, next to the instance logs, HAProxy's
+ * `show sess all` (streams still waiting on a server, which no log line names), pg_stat_activity
+ * and PgBouncer's SHOW POOLS/CLIENTS/SERVERS. HAVEN_SCALE_RATE overrides the rate (default 10/s).
  */
 const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "15");
 const RATE = Number(process.env.HAVEN_SCALE_RATE ?? "10"); // requests per second
@@ -129,6 +132,7 @@ beforeAll(async () => {
       "auth_type = trust",
       `auth_file = ${join(work, "userlist.txt")}`,
       "pool_mode = transaction",
+      "admin_users = postgres",
       "max_client_conn = 200",
       "default_pool_size = 8",
       "ignore_startup_parameters = extra_float_digits,options",
@@ -245,6 +249,40 @@ afterAll(async () => {
   if (work && logDir) {
     const sessions = await haproxyCommand("show sess all").catch((e: Error) => e.message);
     await writeFile(join(logDir, "haproxy-sessions.txt"), sessions).catch(() => {});
+    // And what the database side holds: backends and what they wait on, PgBouncer's pools.
+    const activity = await cluster
+      ?.psql(
+        "SELECT pid, backend_type, state, wait_event_type, wait_event, now() - xact_start AS xact_age, left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 120) AS query FROM pg_stat_activity ORDER BY xact_start NULLS LAST",
+      )
+      .catch((e: Error) => e.message);
+    const pools = await new Promise<string>((resolve) => {
+      const psql = spawn("psql", [
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(PORTS.pgbouncer),
+        "-U",
+        "postgres",
+        "pgbouncer",
+        "-c",
+        "SHOW POOLS",
+        "-c",
+        "SHOW CLIENTS",
+        "-c",
+        "SHOW SERVERS",
+      ]);
+      let out = "";
+      psql.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      psql.stderr.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      psql.on("close", () => resolve(out));
+      psql.on("error", (e) => resolve(e.message));
+    });
+    await writeFile(join(logDir, "db-state.txt"), `${activity ?? ""}\n${pools}`).catch(() => {});
   }
   for (const p of procs.reverse()) {
     if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
