@@ -32,7 +32,8 @@ import { createCluster, portInUse, spawnAsClusterUser, type ThrowawayCluster } f
  * per subscriber and the top statements by total execution time. HAProxy runs `option httpclose`
  * (see its config below and docs/scaling.md); afterAll keeps, next to the instance logs, HAProxy's
  * `show sess all` (streams still waiting on a server, which no log line names), pg_stat_activity
- * and PgBouncer's SHOW POOLS/CLIENTS/SERVERS. HAVEN_SCALE_RATE overrides the rate (default 10/s).
+ * and PgBouncer's SHOW POOLS/CLIENTS/SERVERS. HAVEN_SCALE_RATE overrides the rate (default 10/s),
+ * HAVEN_SCALE_LOG_LEVEL the instances' log level (default warn; their logs are kept).
  */
 const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "15");
 const RATE = Number(process.env.HAVEN_SCALE_RATE ?? "10"); // requests per second
@@ -148,6 +149,7 @@ beforeAll(async () => {
   const keyring = h.deps.crypto.keyring;
   const pooled = `postgres://postgres@127.0.0.1:${PORTS.pgbouncer}/${dbName}`;
   for (const name of ["s1", "s2"] as const) {
+    const logFd = openSync(join(logDir, `${name}.log`), "w");
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: {
         ...process.env,
@@ -163,9 +165,10 @@ beforeAll(async () => {
         HAVEN_BLIND_INDEX_KEY: keyring.blindIndexKey.toString("base64"),
         // HAProxy connects from 127.0.0.1 and appends the client to X-Forwarded-For.
         HAVEN_TRUST_PROXY: "127.0.0.1",
-        LOG_LEVEL: "warn",
+        LOG_LEVEL: process.env.HAVEN_SCALE_LOG_LEVEL ?? "warn",
       },
-      stdio: ["ignore", "ignore", openSync(join(logDir, `${name}.log`), "w")],
+      // Haven logs JSON lines on stdout: kept with stderr in the instance log.
+      stdio: ["ignore", logFd, logFd],
     });
     procs.push(child);
     instances.set(name, child);
