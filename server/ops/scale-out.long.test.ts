@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { and, eq, inArray } from "drizzle-orm";
@@ -28,11 +29,15 @@ import { createCluster, portInUse, spawnAsClusterUser, type ThrowawayCluster } f
  * from the change log). Logins come from distinct loopback addresses with a forged
  * X-Forwarded-For: with HAVEN_TRUST_PROXY=127.0.0.1 the audit trail records each real address,
  * never HAProxy's and never the forged one. Reports requests, errors, p50/p99, throughput, events
- * per subscriber and the top statements by total execution time.
+ * per subscriber and the top statements by total execution time. HAProxy runs `option httpclose`
+ * (see its config below and docs/scaling.md); afterAll keeps, next to the instance logs, HAProxy's
+ * `show sess all` (streams still waiting on a server, which no log line names), pg_stat_activity
+ * and PgBouncer's SHOW POOLS/CLIENTS/SERVERS. HAVEN_SCALE_RATE overrides the rate (default 10/s),
+ * HAVEN_SCALE_LOG_LEVEL the instances' log level (default warn; their logs are kept).
  */
 const SECONDS = Number(process.env.HAVEN_SCALE_SECONDS ?? "15");
 const RATE = Number(process.env.HAVEN_SCALE_RATE ?? "10"); // requests per second
-const PORTS = { haproxy: 45530, s1: 45531, s2: 45532, pgbouncer: 45521, postgres: 5499 };
+const PORTS = { haproxy: 45730, s1: 45731, s2: 45732, pgbouncer: 45721, postgres: 5498 };
 /** A client-supplied X-Forwarded-For that must never be believed. */
 const FORGED = "198.51.100.66";
 /** Loopback source addresses the logins come from (Linux routes all of 127/8 to lo). */
@@ -128,6 +133,7 @@ beforeAll(async () => {
       "auth_type = trust",
       `auth_file = ${join(work, "userlist.txt")}`,
       "pool_mode = transaction",
+      "admin_users = postgres",
       "max_client_conn = 200",
       "default_pool_size = 8",
       "ignore_startup_parameters = extra_float_digits,options",
@@ -143,6 +149,7 @@ beforeAll(async () => {
   const keyring = h.deps.crypto.keyring;
   const pooled = `postgres://postgres@127.0.0.1:${PORTS.pgbouncer}/${dbName}`;
   for (const name of ["s1", "s2"] as const) {
+    const logFd = openSync(join(logDir, `${name}.log`), "w");
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: {
         ...process.env,
@@ -158,9 +165,10 @@ beforeAll(async () => {
         HAVEN_BLIND_INDEX_KEY: keyring.blindIndexKey.toString("base64"),
         // HAProxy connects from 127.0.0.1 and appends the client to X-Forwarded-For.
         HAVEN_TRUST_PROXY: "127.0.0.1",
-        LOG_LEVEL: "warn",
+        LOG_LEVEL: process.env.HAVEN_SCALE_LOG_LEVEL ?? "warn",
       },
-      stdio: ["ignore", "ignore", openSync(join(logDir, `${name}.log`), "w")],
+      // Haven logs JSON lines on stdout: kept with stderr in the instance log.
+      stdio: ["ignore", logFd, logFd],
     });
     procs.push(child);
     instances.set(name, child);
@@ -175,6 +183,7 @@ beforeAll(async () => {
       "global",
       "  maxconn 1000",
       "  log stderr format raw local0",
+      `  stats socket ${join(work, "haproxy.sock")} mode 600 level admin`,
       "defaults",
       "  mode http",
       "  log global",
@@ -184,6 +193,15 @@ beforeAll(async () => {
       "  timeout server 5m",
       "  retries 2",
       "  option redispatch",
+      // One request per client connection. On a kept-alive client connection HAProxy answers a
+      // request that was not the connection's first, and whose server died before answering,
+      // by closing the connection silently and logging nothing (http_ana.c, abort_keep_alive:
+      // "the client is required to retry"); clients then also race HAProxy's close when they
+      // reuse an idle socket. With httpclose every request is the first on its connection, so a
+      // request in flight on a killed instance gets a logged 502 (SH) that the client retries,
+      // and one sent to it after the kill is refused at connect and redispatched to the
+      // survivor (retries + redispatch; conn-failure only, so nothing already sent is replayed).
+      "  option httpclose",
       "frontend fe",
       `  bind 127.0.0.1:${PORTS.haproxy}`,
       "  default_backend haven",
@@ -210,7 +228,65 @@ beforeAll(async () => {
   progress("PgBouncer, two instances and HAProxy up");
 }, 180_000);
 
+/**
+ * One command on HAProxy's admin socket (e.g. `show sess all`); resolves with its whole answer.
+ * HAProxy's httplog names a request only when its stream ends, so a stream still stuck inside
+ * HAProxy at the end of the run shows up here and nowhere else.
+ */
+function haproxyCommand(command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ path: join(work, "haproxy.sock") });
+    let out = "";
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write(`${command}\n`));
+    sock.on("data", (d: string) => {
+      out += d;
+    });
+    sock.on("end", () => resolve(out));
+    sock.on("error", reject);
+  });
+}
+
 afterAll(async () => {
+  // What HAProxy still holds (streams no log line names yet), kept with the logs.
+  if (work && logDir) {
+    const sessions = await haproxyCommand("show sess all").catch((e: Error) => e.message);
+    await writeFile(join(logDir, "haproxy-sessions.txt"), sessions).catch(() => {});
+    // And what the database side holds: backends and what they wait on, PgBouncer's pools.
+    const activity = await cluster
+      ?.psql(
+        "SELECT pid, backend_type, state, wait_event_type, wait_event, now() - xact_start AS xact_age, left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 120) AS query FROM pg_stat_activity ORDER BY xact_start NULLS LAST",
+      )
+      .catch((e: Error) => e.message);
+    const pools = await new Promise<string>((resolve) => {
+      const psql = spawn("psql", [
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(PORTS.pgbouncer),
+        "-U",
+        "postgres",
+        "pgbouncer",
+        "-c",
+        "SHOW POOLS",
+        "-c",
+        "SHOW CLIENTS",
+        "-c",
+        "SHOW SERVERS",
+      ]);
+      let out = "";
+      psql.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      psql.stderr.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      psql.on("close", () => resolve(out));
+      psql.on("error", (e) => resolve(e.message));
+    });
+    await writeFile(join(logDir, "db-state.txt"), `${activity ?? ""}\n${pools}`).catch(() => {});
+  }
   for (const p of procs.reverse()) {
     if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
   }
@@ -356,7 +432,13 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
       const latencies: number[] = [];
       const byKind = { read: [] as number[], book: [] as number[], login: [] as number[] };
       /** Requests that needed a retry: kind, attempts, ms from first send to settled. */
-      const retried: { kind: string; attempts: number; ms: number; causes: string[] }[] = [];
+      const retried: {
+        kind: string;
+        at: string;
+        attempts: number;
+        ms: number;
+        causes: string[];
+      }[] = [];
       const errors: string[] = [];
       const booked: string[] = [];
       let retries = 0;
@@ -377,6 +459,7 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         const slot = kind === "book" ? slots[nextSlot++] : undefined;
         const loginNo = kind === "login" ? nextLogin++ : 0;
         const started = performance.now();
+        const at = new Date().toISOString().slice(11, 23);
         let attempts = 0;
         const causes: string[] = [];
         for (let attempt = 0; ; attempt++) {
@@ -434,7 +517,7 @@ describe("two instances behind HAProxy, PgBouncer in transaction pooling", () =>
         latencies.push(ms);
         byKind[kind].push(ms);
         if (attempts > 0)
-          retried.push({ kind, attempts: attempts + 1, ms: Math.round(ms), causes });
+          retried.push({ kind, at, attempts: attempts + 1, ms: Math.round(ms), causes });
         completed++;
         pending.delete(i);
       };
