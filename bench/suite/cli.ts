@@ -6,8 +6,16 @@
  * autocannon in a separate process, scenarios interleaved floor/Haven and repeated (medians).
  * Writes bench/results/latest.json and latest.md (gitignored); `--dated` also writes
  * bench/results/YYYY-MM-DD.md (the committed summary). Names: patients.get, patients.get.small,
- * batch, healthz, auth.login, appointments.day, appointments.slots, appointments.book, pglite,
- * pgbench.
+ * batch, healthz, auth.login, login-flood, appointments.day, appointments.slots, appointments.book,
+ * pglite, pgbench.
+ *
+ * `login-flood`: `patients.get` (full record) at a fixed rate (`--flood-rate`, default 50% of
+ * Haven's own `patients.get` maximum from this run) idle, then at the same rate while a second
+ * autocannon process floods `auth.login` with valid credentials (`--flood-connections`, default 4,
+ * rotating over the four demo accounts); reported: p50/p99 of both and the ratio flood p99 / idle
+ * p99 (issue 14's target: ≤ 2×). The login throttle counts failures (a successful attempt withdraws
+ * its reservation), so valid logins never reach it; spreading them over several accounts keeps the
+ * in-flight reservations per account below its limit of 5. Non-2xx logins mark the run invalid.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -41,6 +49,7 @@ const ALL = [
   "batch",
   "healthz",
   "auth.login",
+  "login-flood",
   "appointments.day",
   "appointments.slots",
   "appointments.book",
@@ -77,6 +86,11 @@ const program = new Command()
   .option("--no-fixed", "skip the fixed-rate (50%/80%) latency runs")
   .option("--dated", "also write the dated summary bench/results/YYYY-MM-DD.md")
   .option(
+    "--flood-rate <n>",
+    "login-flood: fixed patients.get rate, req/s (default 50% of Haven's patients.get max)",
+  )
+  .option("--flood-connections <n>", "login-flood: auth.login connections of the flood", "4")
+  .option(
     "--haven-flags <flags>",
     "Node flags of the Haven processes (default: those of `npm start`, package.json)",
     HAVEN_NODE_FLAGS.join(" "),
@@ -91,6 +105,8 @@ const opts = program.opts<{
   cpuProf?: boolean;
   fixed: boolean;
   dated?: boolean;
+  floodRate?: string;
+  floodConnections: string;
   havenFlags: string;
 }>();
 const names = (program.args.length > 0 ? program.args : [...ALL]) as Name[];
@@ -332,9 +348,60 @@ try {
   type Row = { name: string; rep: number; side: string; rate?: string } & RunResult;
   const rows: Row[] = [];
   let bookOffset = 0;
+  // login-flood: the fixed patients.get rate (fixed at the first repetition), the flood's spec.
+  let floodRate = opts.floodRate ? Number(opts.floodRate) : 0;
+  let floodRateFrom = opts.floodRate ? "--flood-rate" : "";
+  const floodConnections = Number(opts.floodConnections);
+  const floodAccounts = DEMO_LOGINS.map((l) => l.email);
+  const floodSpec: LoadSpec = {
+    connections: floodConnections,
+    // Started first and outlasting the measured run (loader start-up is ~1–2 s under load).
+    durationS: durationS + 5,
+    url: `${H}/trpc/auth.login`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    bodies: DEMO_LOGINS.map((l) =>
+      JSON.stringify({ json: { email: l.email, password: l.password } }),
+    ),
+  };
   for (let rep = 1; rep <= reps; rep++) {
     for (const name of names) {
       if (name === "pgbench") continue;
+      if (name === "login-flood") {
+        const target: LoadSpec = {
+          connections: 10,
+          durationS,
+          url: queryUrl(H, "patients.get", full),
+          headers: auth(clinToken),
+        };
+        if (floodRate === 0) {
+          const maxRuns = rows.filter(
+            (r) => r.name === "patients.get" && r.side === "haven" && r.rate === undefined,
+          );
+          let max = median(maxRuns.map((r) => r.rps));
+          floodRateFrom = "50% of Haven's patients.get max in this run";
+          if (maxRuns.length === 0) {
+            const m = await runLoad(target, haven.info.pid);
+            rows.push({ name, rep, side: "haven-max", ...m });
+            max = m.rps;
+            floodRateFrom = "50% of Haven's patients.get max (calibration run)";
+          }
+          floodRate = Math.max(1, Math.round(max / 2));
+        }
+        const rate = `${floodRate}/s`;
+        const idleRun = await runLoad({ ...target, rate: floodRate }, haven.info.pid);
+        rows.push({ name, rep, side: "idle", rate, ...idleRun });
+        const flooding = runLoad(floodSpec, haven.info.pid);
+        await new Promise((r) => setTimeout(r, 2000));
+        const during = await runLoad({ ...target, rate: floodRate }, haven.info.pid);
+        const logins = await flooding;
+        rows.push({ name, rep, side: "flood", rate, ...during });
+        rows.push({ name, rep, side: "flood-logins", ...logins });
+        log(
+          `[${rep}] login-flood: patients.get @${rate} p99 idle ${idleRun.p99} ms, during flood ${during.p99} ms (${(during.p99 / (idleRun.p99 || 1)).toFixed(2)}×); flood ${logins.rps.toFixed(0)} logins/s (non-2xx ${logins.non2xx}, patients.get non-2xx ${idleRun.non2xx}/${during.non2xx})`,
+        );
+        continue;
+      }
       if (name === "pglite") {
         if (!pglite) continue;
         const base = { connections: 10, durationS };
@@ -433,7 +500,7 @@ try {
   const med = (rs: Row[], k: keyof RunResult) => median(rs.map((r) => r[k] as number));
   const summary: Record<string, unknown>[] = [];
   for (const name of names) {
-    if (name === "pgbench") continue;
+    if (name === "pgbench" || name === "login-flood") continue;
     const sides =
       name === "pglite" ? (["postgres", "pglite"] as const) : (["floor", "haven"] as const);
     const [refSide, subjSide] = sides;
@@ -474,6 +541,34 @@ try {
     }
     summary.push(entry);
   }
+  if (names.includes("login-flood")) {
+    const idleRuns = pick("login-flood", "idle", `${floodRate}/s`);
+    const floodRuns = pick("login-flood", "flood", `${floodRate}/s`);
+    const loginRuns = pick("login-flood", "flood-logins");
+    const stats = (rs: Row[]) => ({
+      rps: med(rs, "rps"),
+      p50: med(rs, "p50"),
+      p99: med(rs, "p99"),
+      non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+    });
+    const ratioP99 = med(floodRuns, "p99") / (med(idleRuns, "p99") || 1);
+    report.loginFlood = {
+      rate: floodRate,
+      rateFrom: floodRateFrom,
+      floodConnections,
+      floodAccounts: floodAccounts.length,
+      uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? "4 (libuv default)",
+      idle: stats(idleRuns),
+      flood: stats(floodRuns),
+      logins: { ...stats(loginRuns), rssMb: Math.max(0, ...loginRuns.map((r) => r.rssMb)) },
+      ratioP99,
+      ratioP99PerRep: floodRuns.map((r, i) => r.p99 / (idleRuns[i]?.p99 || 1)),
+      ratioP50: med(floodRuns, "p50") / (med(idleRuns, "p50") || 1),
+      target: "flood p99 / idle p99 ≤ 2",
+      met: ratioP99 <= 2,
+      load1: med([...idleRuns, ...floodRuns], "load1"),
+    };
+  }
   report.idleRssMb = idle;
   report.summary = summary;
   report.runs = rows;
@@ -487,6 +582,23 @@ try {
   for (const c of children.reverse()) await c.stop();
   if (pgliteDir) rmSync(pgliteDir, { recursive: true, force: true });
   await dropBenchDatabase(adminUrl, db.name);
+}
+
+/** `report.loginFlood`: the login-flood scenario's medians (ms, req/s) and its p99 ratio. */
+interface LoginFlood {
+  rate: number;
+  rateFrom: string;
+  floodConnections: number;
+  floodAccounts: number;
+  uvThreadpoolSize: string;
+  idle: { rps: number; p50: number; p99: number; non2xx: number };
+  flood: { rps: number; p50: number; p99: number; non2xx: number };
+  logins: { rps: number; p50: number; p99: number; non2xx: number; rssMb: number };
+  ratioP99: number;
+  ratioP99PerRep: number[];
+  ratioP50: number;
+  met: boolean;
+  load1: number;
 }
 
 function fmt(n: unknown, digits = 0): string {
@@ -511,6 +623,11 @@ function markdown(r: Record<string, unknown>, summary: Record<string, unknown>[]
   for (const s of summary) {
     if (typeof s.ratio === "number") lines.push(`- ${s.name} … ${s.ratio.toFixed(2)}×`);
   }
+  const lf = r.loginFlood as LoginFlood | undefined;
+  if (lf)
+    lines.push(
+      `- login-flood: patients.get p99 during an auth.login flood / idle p99 … ${lf.ratioP99.toFixed(2)}× (target ≤ 2×: ${lf.met ? "met" : "short"})`,
+    );
   const pgb = r.pgbench as { median?: number; skipped?: string } | undefined;
   if (pgb)
     lines.push(
@@ -543,6 +660,21 @@ function markdown(r: Record<string, unknown>, summary: Record<string, unknown>[]
     const a80 = s["at80%"] as { floor: { p99: number }; haven: { p99: number } } | undefined;
     lines.push(
       `| ${s.name}${s.pglite ? " (PGlite vs Postgres)" : ""} | ${fmt(ref?.rps)} | ${fmt(subj.rps)} | ${typeof s.ratio === "number" ? `${s.ratio.toFixed(2)}×` : "–"} | ${fmt(subj.p50)} / ${fmt(subj.p99)} | ${fmt(ref?.p50)} / ${fmt(ref?.p99)} | ${fmt(subj.cpuMsPerCall, 2)} / ${fmt(ref?.cpuMsPerCall, 2)} | ${fmt(subj.rssMb)} / ${fmt(ref?.rssMb)} | ${a50 ? `${fmt(a50.haven.p99)} / ${fmt(a50.floor.p99)}` : "–"} | ${a80 ? `${fmt(a80.haven.p99)} / ${fmt(a80.floor.p99)}` : "–"} | ${fmt(s.load1, 2)} |`,
+    );
+  }
+  if (lf) {
+    lines.push(
+      "",
+      `## Login flood (patients.get at ${lf.rate} req/s fixed, ${lf.rateFrom})`,
+      "",
+      `Flood: a separate autocannon process, auth.login with valid credentials, c=${lf.floodConnections}, rotating over ${lf.floodAccounts} accounts; Haven's UV_THREADPOOL_SIZE=${lf.uvThreadpoolSize} (@node-rs/argon2 verifies on the libuv thread pool).`,
+      "",
+      "| | patients.get req/s | p50 ms | p99 ms | non-2xx |",
+      "|---|---|---|---|---|",
+      `| idle | ${fmt(lf.idle.rps, 1)} | ${fmt(lf.idle.p50)} | ${fmt(lf.idle.p99)} | ${lf.idle.non2xx} |`,
+      `| during the login flood | ${fmt(lf.flood.rps, 1)} | ${fmt(lf.flood.p50)} | ${fmt(lf.flood.p99)} | ${lf.flood.non2xx} |`,
+      "",
+      `Ratio flood / idle: p99 ${lf.ratioP99.toFixed(2)}× (per repetition: ${lf.ratioP99PerRep.map((x) => `${x.toFixed(2)}×`).join(", ")}), p50 ${lf.ratioP50.toFixed(2)}×. The flood itself: ${fmt(lf.logins.rps, 1)} logins/s (p50 ${fmt(lf.logins.p50)} / p99 ${fmt(lf.logins.p99)} ms, non-2xx ${lf.logins.non2xx}); Haven RSS after it ${fmt(lf.logins.rssMb)} MB; load1 ${fmt(lf.load1, 2)}.`,
     );
   }
   const idle = r.idleRssMb as { haven: number; floor: number };

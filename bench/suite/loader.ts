@@ -18,6 +18,8 @@ export interface LoadSpec {
   durationS: number;
   /** Fixed overall request rate (req/s); absent = as fast as possible. */
   rate?: number;
+  /** Request bodies used in turn (request k sends `bodies[k % n]`), e.g. several accounts' logins. */
+  bodies?: string[];
   book?: {
     practitionerIds: string[];
     /** Same length as practitionerIds: booking k is for patient `k % n` with practitioner `k % n`. */
@@ -43,6 +45,8 @@ export interface LoadResult {
 const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
 let k = spec.book?.offset ?? 0;
 const book = spec.book;
+const bodies = spec.bodies && spec.bodies.length > 0 ? spec.bodies : undefined;
+let b = 0;
 const result = await autocannon({
   url: spec.url,
   method: spec.method ?? "GET",
@@ -74,7 +78,18 @@ const result = await autocannon({
           },
         ],
       }
-    : {}),
+    : bodies
+      ? {
+          requests: [
+            {
+              setupRequest: (req: autocannon.Request) => ({
+                ...req,
+                body: bodies[b++ % bodies.length],
+              }),
+            },
+          ],
+        }
+      : {}),
 });
 const ok = result["2xx"];
 const out: LoadResult = {
