@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, type ReactNode, useState } from "react";
 import { Dialog, Heading, Modal, ModalOverlay } from "react-aria-components";
 import { fieldIssues, haven, messageOf } from "../api.ts";
+import { Pager, useCursorPager } from "../ops-ui.tsx";
 import { useSession } from "../session.tsx";
 import { Button, Empty, ErrorNote, Field, Loading } from "../ui.tsx";
 
@@ -103,8 +104,8 @@ function Invite() {
   const [role, setRole] = useState<WorkforceRole>("staff");
   const [hours, setHours] = useState("72");
   const [notice, setNotice] = useState<string | null>(null);
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const cursor = cursors.at(-1);
+  const pager = useCursorPager();
+  const cursor = pager.cursor;
   const open = useQuery({
     queryKey: ["invitations", cursor],
     queryFn: () =>
@@ -115,7 +116,7 @@ function Invite() {
       }),
   });
   const refresh = () => {
-    setCursors([undefined]);
+    pager.reset();
     void qc.invalidateQueries({ queryKey: ["invitations"] });
   };
   const invite = useMutation({
@@ -237,17 +238,7 @@ function Invite() {
           </table>
         </div>
       )}
-      {(cursors.length > 1 || next) && (
-        <nav className="row" aria-label="Invitation pages">
-          <Button isDisabled={cursors.length <= 1} onPress={() => setCursors(cursors.slice(0, -1))}>
-            Previous page
-          </Button>
-          <span>Page {cursors.length}</span>
-          <Button isDisabled={!next} onPress={() => next && setCursors([...cursors, next])}>
-            Next page
-          </Button>
-        </nav>
-      )}
+      <Pager pager={pager} nextCursor={next} label="Invitation" busy={open.isFetching} />
     </section>
   );
 }
@@ -264,9 +255,8 @@ type Pending =
 function Accounts() {
   const qc = useQueryClient();
   const { me } = useSession();
-  // Keyset pages: `cursors[i]` opens page i (undefined = the first); Previous pops one.
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const cursor = cursors.at(-1);
+  const pager = useCursorPager();
+  const cursor = pager.cursor;
   const list = useQuery({
     queryKey: ["users", cursor],
     queryFn: () => haven.auth.users.list.query({ limit: PAGE, ...(cursor ? { cursor } : {}) }),
@@ -402,17 +392,7 @@ function Accounts() {
           </table>
         </div>
       )}
-      {(cursors.length > 1 || next) && (
-        <nav className="row" aria-label="Account pages">
-          <Button isDisabled={cursors.length <= 1} onPress={() => setCursors(cursors.slice(0, -1))}>
-            Previous page
-          </Button>
-          <span>Page {cursors.length}</span>
-          <Button isDisabled={!next} onPress={() => next && setCursors([...cursors, next])}>
-            Next page
-          </Button>
-        </nav>
-      )}
+      <Pager pager={pager} nextCursor={next} label="Account" busy={list.isFetching} />
       {pending && (
         <Confirm
           title={
