@@ -88,33 +88,54 @@ export function reconnectBackoffSeconds(retries: number): number {
 }
 
 /**
- * Open the database in one of the two modes (ARCHITECTURE §5). The embedded mode first takes the
- * data directory's exclusive lock (db/lock.ts) and holds it until `close()`.
- * @throws DataDirLockedError when another process holds the PGlite data directory
- * @throws the driver's connection error when Postgres is unreachable (first query)
+ * postgres.js's hook that decides, after a query is written, whether the connection may take the
+ * next query before this one's ReadyForQuery (pipelining). Returning false parks the connection
+ * until ReadyForQuery. It is the same per-query option the driver's own `sql.begin` uses to
+ * reserve its connection (postgres 3.4.x, src/connection.js `execute`, src/index.js `begin`);
+ * `db/pooler.test.ts` fails if a driver update changes what it does.
  */
+// Not in the driver's declared options (internal), hence the cast.
+const NO_PIPELINING = { onexecute: () => false } as unknown as postgres.UnsafeQueryOptions;
+
 /**
- * The postgres.js client as Drizzle should see it: every query (also inside transactions and
- * savepoints) asks to be prepared. Drizzle's postgres-js session passes `prepare: false` unless a
- * query is given a name, so each parameterised query cost a Describe round trip plus a re-parse
- * and re-plan in Postgres; postgres.js caches prepared statements per connection by SQL text and
- * parameter types. The client-level `prepare` still wins: behind a transaction pooler
- * (`prepare: false`) nothing is prepared. (bench/results/optimisations.md)
+ * How Haven's Drizzle handle talks to postgres.js, per query (also inside transactions and
+ * savepoints):
+ *
+ * - **Direct to PostgreSQL** (`pooled: false`): every query asks to be prepared. Drizzle's
+ *   postgres-js session passes `prepare: false` unless a query is given a name, so each
+ *   parameterised query cost a Describe round trip plus a re-parse and re-plan in Postgres;
+ *   postgres.js caches prepared statements per connection by SQL text and parameter types.
+ *   (bench/results/optimisations.md §2)
+ * - **Behind a transaction pooler** (`pooled: true`, PgBouncer `pool_mode=transaction`): nothing is
+ *   prepared (the client-level `prepare: false` wins), and a query without parameters is never
+ *   pipelined behind. Without parameters postgres.js sends Parse/Bind/Execute/Sync and lets the
+ *   next query follow on the same socket; a parameterised query (unprepared) goes out as
+ *   Parse/Describe/Flush and only sends Bind/Execute/Sync once the server has described it.
+ *   PgBouncer 1.18 (Debian 12) hands the server connection back to its pool at the first
+ *   query's ReadyForQuery, with the second query's Parse/Describe already on it: the Describe's
+ *   answer reaches nobody (the call waits forever) or another client. Measured against the Debian
+ *   package: 30 rounds of 30 concurrent queries, a quarter of them `select 1`, on a pool of 4:
+ *   65 answered, 835 hung; with this rule 900/900 answered, each correctly.
+ *   (pgbouncer/pgbouncer#759; docs/scaling.md "Lost calls behind PgBouncer")
  */
-export function preparedByDefault(sql: postgres.Sql): postgres.Sql {
+export function driverForDrizzle(sql: postgres.Sql, pooled: boolean): postgres.Sql {
   type Unsafe = (query: string, params?: unknown[], options?: object) => unknown;
   return new Proxy(sql, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver) as unknown;
       if (key === "unsafe") {
         return (query: string, params?: unknown[], options?: object) =>
-          (value as Unsafe).call(target, query, params, { ...options, prepare: true });
+          (value as Unsafe).call(target, query, params, {
+            ...options,
+            prepare: true,
+            ...(pooled && (params?.length ?? 0) === 0 ? NO_PIPELINING : {}),
+          });
       }
       if (key === "begin" || key === "savepoint") {
         return (...args: unknown[]) => {
           const fn = args.pop() as (tx: postgres.Sql) => unknown;
           return (value as (...a: unknown[]) => unknown).call(target, ...args, (tx: postgres.Sql) =>
-            fn(preparedByDefault(tx)),
+            fn(driverForDrizzle(tx, pooled)),
           );
         };
       }
@@ -123,6 +144,12 @@ export function preparedByDefault(sql: postgres.Sql): postgres.Sql {
   });
 }
 
+/**
+ * Open the database in one of the two modes (ARCHITECTURE §5). The embedded mode first takes the
+ * data directory's exclusive lock (db/lock.ts) and holds it until `close()`.
+ * @throws DataDirLockedError when another process holds the PGlite data directory
+ * @throws the driver's connection error when Postgres is unreachable (first query)
+ */
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   if (options.url) {
     const driverOptions = {
@@ -132,17 +159,18 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       connect_timeout: options.connectTimeoutSeconds ?? 3,
       backoff: reconnectBackoffSeconds,
     };
+    const pooled = Boolean(options.directUrl);
     const client = postgres(options.url, {
       ...driverOptions,
       max: options.maxConnections ?? 10,
-      prepare: !options.directUrl,
+      prepare: !pooled,
     });
     // LISTEN and migrations need a real session: the direct connection when behind a pooler.
     const direct = options.directUrl
       ? postgres(options.directUrl, { ...driverOptions, max: 1 })
       : client;
     const db = drizzlePostgres({
-      client: preparedByDefault(client),
+      client: driverForDrizzle(client, pooled),
       schema,
     }) as unknown as Database;
     return {
@@ -154,7 +182,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
         });
       },
       ping: async () => {
-        await client`select 1`;
+        // Parameterless, so never pipelined behind a pooler (driverForDrizzle).
+        await client.unsafe("select 1", [], pooled ? NO_PIPELINING : {});
       },
       listen: async (channel, onPayload, onListen) => {
         assertChannel(channel);
