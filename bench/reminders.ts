@@ -25,7 +25,7 @@ import { type CronSummary, killAll, spawnCron } from "../workers/reminders/test/
 const total = Number(process.argv[2] ?? 4000);
 const rounds = Number(process.argv[3] ?? 2);
 const adminUrl = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const dbName = `haven_bench_reminders_${randomBytes(4).toString("hex")}`;
+const dbName = `${process.env.BENCH_DB_PREFIX ?? "haven_bench_"}reminders_${randomBytes(4).toString("hex")}`;
 const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
 await admin.unsafe(`CREATE DATABASE "${dbName}"`);
 const url = new URL(adminUrl);

@@ -59,7 +59,7 @@ export interface SeededData {
 export async function createBenchDatabase(
   adminUrl: string,
 ): Promise<{ url: string; name: string }> {
-  const name = `haven_bench_${randomBytes(4).toString("hex")}`;
+  const name = `${process.env.BENCH_DB_PREFIX ?? "haven_bench_"}${randomBytes(4).toString("hex")}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`CREATE DATABASE "${name}"`);
