@@ -2,6 +2,7 @@ import fastifyCookie from "@fastify/cookie";
 import fastifyCors from "@fastify/cors";
 import fastifyHelmet from "@fastify/helmet";
 import fastifyRateLimit from "@fastify/rate-limit";
+import { TRPCError } from "@trpc/server";
 import {
   type CreateFastifyContextOptions,
   type FastifyTRPCPluginOptions,
@@ -26,7 +27,7 @@ import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import { openApiPlugin } from "./openapi/plugin.ts";
 import { postgresRateLimitStore } from "./rate-limit-store.ts";
 import type { AppRouter } from "./router.ts";
-import { assertEveryProcedureDeclaresAccess, toTRPCError } from "./trpc.ts";
+import { assertEveryProcedureDeclaresAccess, toTRPCError, trpcErrorBody } from "./trpc.ts";
 
 export interface ServerOptions {
   router: AppRouter;
@@ -259,16 +260,32 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
         Object.assign(new Error(`Too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`), {
           statusCode: 429,
           code: "TOO_MANY_REQUESTS",
+          retryAfterSeconds: Math.max(1, Math.ceil(ctx.ttl / 1000)),
         }),
     });
   }
   // Set before any route is registered: a route keeps the error handler current at its
   // registration (so 429s from the limiter and 413s from the body parser get this shape too).
   app.setErrorHandler(
-    (err: { statusCode?: number; code?: string; message?: string }, req, reply) => {
+    (
+      err: { statusCode?: number; code?: string; message?: string; retryAfterSeconds?: number },
+      req,
+      reply,
+    ) => {
       const status =
         err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
       if (status === 500) req.log.error({ err }, "unhandled error");
+      // The limiter answers before tRPC runs: give tRPC clients tRPC's own error envelope, so the
+      // SDK reports TOO_MANY_REQUESTS with retryAfterSeconds (the REST API keeps its shape below).
+      if (status === 429 && req.url.startsWith("/trpc/")) {
+        const retryAfter = err.retryAfterSeconds ?? 1;
+        const error = new TRPCError({
+          code: "TOO_MANY_REQUESTS",
+          message: err.message ?? "Too many requests",
+          cause: new TooManyRequestsError(err.message ?? "Too many requests", retryAfter),
+        });
+        return reply.code(429).send(trpcErrorBody(req.url, error, String(req.id)));
+      }
       return reply.code(status).send({
         error: {
           message:

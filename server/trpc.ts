@@ -1,6 +1,6 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
-import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
+import { type TRPC_ERROR_CODE_KEY, TRPC_ERROR_CODES_BY_KEY } from "@trpc/server/rpc";
 import { fastSuperjson } from "../lib/fast-superjson.ts";
 import type { BoundaryContext, ErrorData, ErrorShape, FieldIssue, Meta } from "./api-boundary.ts";
 import { isServerContext } from "./context.ts";
@@ -133,6 +133,35 @@ export function describeError(
             : null,
     },
   };
+}
+
+/**
+ * The body tRPC itself would send for `error` on `url` (`/trpc/<path>[,<path>…][?batch=1…]`), for
+ * answers the HTTP edge gives before tRPC runs (the shared rate limiter's 429). `@trpc/client`
+ * and the SDK then decode it into a TRPCClientError with `data.code` (e.g. TOO_MANY_REQUESTS) and
+ * `data.retryAfterSeconds`, as for any procedure's error, instead of failing with "Unable to
+ * transform response from server". Shape: `{ error: superjson(ErrorShape) }`, or for a batch
+ * request an array with one such entry per procedure in the path (tRPC v11 HTTP batch link).
+ */
+export function trpcErrorBody(url: string, error: TRPCError, requestId: string): unknown {
+  const [pathPart = "", query = ""] = url.slice(url.indexOf("/trpc/") + 6).split("?");
+  const paths = pathPart.split(",").map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  });
+  const { message, data } = describeError(error, requestId);
+  const entry = (path: string) => ({
+    error: fastSuperjson.serialize({
+      message,
+      code: TRPC_ERROR_CODES_BY_KEY[error.code],
+      data: { ...data, path },
+    } satisfies ErrorShape),
+  });
+  const batch = new URLSearchParams(query).get("batch") === "1";
+  return batch ? paths.map(entry) : entry(paths[0] ?? "");
 }
 
 const DOMAIN_CODES: [new (...args: never[]) => DomainError, TRPC_ERROR_CODE_KEY][] = [

@@ -1,6 +1,8 @@
+import { TRPCClientError } from "@trpc/client";
 import { sql } from "drizzle-orm";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createHavenClient } from "../../client-sdk/index.ts";
 import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import { buildServer, type RateLimitSettings } from "../http.ts";
 import { appRouter } from "../router.ts";
@@ -149,8 +151,38 @@ describe("rate limiting across instances", () => {
     const retry = Number(limited?.headers.get("retry-after"));
     expect(retry).toBeGreaterThan(0);
     expect(retry).toBeLessThanOrEqual(60);
-    const body = (await limited?.json()) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe("TOO_MANY_REQUESTS");
+    // tRPC's own error envelope (superjson), so tRPC clients decode it like any procedure error.
+    const body = (await limited?.json()) as {
+      error: { json: { message: string; code: number; data: Record<string, unknown> } };
+    };
+    expect(body.error.json.code).toBe(-32029);
+    expect(body.error.json.data).toMatchObject({
+      code: "TOO_MANY_REQUESTS",
+      httpStatus: 429,
+      path: "auth.me",
+      retryAfterSeconds: retry,
+    });
+    expect(body.error.json.message).toMatch(/^Too many requests; retry after \d+ s$/);
+    // A batch gets one error entry per procedure, as tRPC's batch link expects.
+    const batch = await fetch(`${a}/trpc/auth.me,auth.me?batch=1`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ 0: { json: null }, 1: { json: null } }),
+    });
+    expect(batch.status).toBe(429);
+    const entries = (await batch.json()) as { error: { json: { data: { code: string } } } }[];
+    expect(entries.map((e) => e.error.json.data.code)).toEqual([
+      "TOO_MANY_REQUESTS",
+      "TOO_MANY_REQUESTS",
+    ]);
+    // The SDK surfaces the refusal as a typed error, not "Unable to transform response".
+    const refused = await createHavenClient({ url: a })
+      .auth.me.query()
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TRPCClientError);
+    const data = (refused as { data?: Record<string, unknown> }).data;
+    expect(data).toMatchObject({ code: "TOO_MANY_REQUESTS", httpStatus: 429 });
+    expect(data?.retryAfterSeconds).toBeGreaterThan(0);
     // Probes are not API traffic: still answered while the IP is over its budget.
     expect((await fetch(`${a}/healthz`)).status).toBe(200);
   });
