@@ -92,7 +92,7 @@ export function reconnectBackoffSeconds(retries: number): number {
  * next query before this one's ReadyForQuery (pipelining). Returning false parks the connection
  * until ReadyForQuery. It is the same per-query option the driver's own `sql.begin` uses to
  * reserve its connection (postgres 3.4.x, src/connection.js `execute`, src/index.js `begin`);
- * `db/pooler.test.ts` fails if a driver update changes what it does.
+ * `server/test/pooler.test.ts` fails if a driver update changes what it does.
  */
 // Not in the driver's declared options (internal), hence the cast.
 const NO_PIPELINING = { onexecute: () => false } as unknown as postgres.UnsafeQueryOptions;
