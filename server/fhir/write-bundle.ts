@@ -9,6 +9,7 @@ import {
   patients,
   practitioners,
 } from "../../db/schema/index.ts";
+import { UnnestInsert } from "../../db/unnest-insert.ts";
 import type { PhiCrypto } from "../crypto/phi.ts";
 import { sourceMac } from "../crypto/source-mac.ts";
 import { bump, type ImportCounts } from "./counts.ts";
@@ -53,8 +54,63 @@ import {
  * sealed with the row's id as associated data.
  */
 
-/** Rows per multi-row INSERT (well under the 65 535-parameter limit). */
+/** Rows per multi-row INSERT (bounds one statement's size; one array parameter per column). */
 const INSERT_CHUNK = 500;
+
+// One fixed statement per table, prepared once per connection (bench/results/optimisations.md §9).
+const insertOrganizations = new UnnestInsert(organizations, ["id", "fhirId", "name"]);
+const insertPractitioners = new UnnestInsert(practitioners, [
+  "id",
+  "fhirId",
+  "npi",
+  "name",
+  "organizationId",
+]);
+const insertPatients = new UnnestInsert(patients, [
+  "id",
+  "fhirId",
+  "organizationId",
+  "demographics",
+  "resource",
+  "mrnIndex",
+  "emailIndex",
+  "familyBirthIndex",
+  "sourceMac",
+]);
+const insertClinicalEntries = new UnnestInsert(clinicalEntries, [
+  "id",
+  "fhirId",
+  "organizationId",
+  "patientId",
+  "kind",
+  "recordedAt",
+  "body",
+  "source",
+  "authorPractitionerId",
+  "sourceMac",
+]);
+const insertAppointments = new UnnestInsert(appointments, [
+  "id",
+  "fhirId",
+  "organizationId",
+  "patientId",
+  "practitionerId",
+  "startsAt",
+  "endsAt",
+  "status",
+  "reason",
+]);
+/** Insert, or widen the validity of the existing (patient, practitioner, source) relationship. */
+const upsertCareRelationships = new UnnestInsert(
+  careRelationships,
+  ["id", "patientId", "practitionerId", "organizationId", "source", "validFrom", "validTo"],
+  sql`on conflict ("patient_id", "practitioner_id", "source") do update set
+    "valid_from" = LEAST("care_relationships"."valid_from", excluded."valid_from"),
+    "valid_to" = CASE
+      WHEN "care_relationships"."source" = 'encounter' THEN "care_relationships"."valid_to"
+      WHEN "care_relationships"."valid_to" IS NULL OR excluded."valid_to" IS NULL THEN NULL
+      ELSE GREATEST("care_relationships"."valid_to", excluded."valid_to") END`,
+);
 /** Keys per `inArray` lookup. */
 const LOOKUP_CHUNK = 5000;
 
@@ -175,7 +231,7 @@ async function writeOrganizations(
       bump(counts.unchanged, "Organization");
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await tx.insert(organizations).values(rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertOrganizations.run(tx, rows);
 }
 
 async function writePractitioners(
@@ -226,7 +282,7 @@ async function writePractitioners(
     name: r.name,
     organizationId: r.organizationId,
   }));
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await tx.insert(practitioners).values(rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertPractitioners.run(tx, rows);
   for (const r of changed) {
     await tx
       .update(practitioners)
@@ -363,7 +419,7 @@ async function writePatients(
       bump(counts.created, "Patient");
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await tx.insert(patients).values(rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertPatients.run(tx, rows);
 }
 
 function firstPractitioner(
@@ -444,7 +500,7 @@ async function writeClinicalEntries(
       bump(counts.created, type);
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await tx.insert(clinicalEntries).values(rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertClinicalEntries.run(tx, rows);
   return placed;
 }
 
@@ -537,7 +593,7 @@ async function writeAppointments(
       bump(counts.created, "Appointment");
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await tx.insert(appointments).values(rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertAppointments.run(tx, rows);
 }
 
 type CareSource = "encounter" | "care-team";
@@ -648,23 +704,5 @@ async function writeCareRelationships(
     }
     writes.push({ id: uuidv7(), ...row });
   }
-  for (const rows of chunked(writes, INSERT_CHUNK)) {
-    await tx
-      .insert(careRelationships)
-      .values(rows)
-      .onConflictDoUpdate({
-        target: [
-          careRelationships.patientId,
-          careRelationships.practitionerId,
-          careRelationships.source,
-        ],
-        set: {
-          validFrom: sql`LEAST("care_relationships"."valid_from", excluded."valid_from")`,
-          validTo: sql`CASE
-            WHEN "care_relationships"."source" = 'encounter' THEN "care_relationships"."valid_to"
-            WHEN "care_relationships"."valid_to" IS NULL OR excluded."valid_to" IS NULL THEN NULL
-            ELSE GREATEST("care_relationships"."valid_to", excluded."valid_to") END`,
-        },
-      });
-  }
+  for (const rows of chunked(writes, INSERT_CHUNK)) await upsertCareRelationships.run(tx, rows);
 }
