@@ -43,14 +43,10 @@ export class UnnestInsert<T extends PgTable, K extends keyof T["$inferInsert"] &
   }
 
   /**
-   * Insert `rows` with one statement (nothing is sent for an empty list).
-   * @param db the database or the open transaction to write in
-   * @param rows the rows, each holding every key given to the constructor
-   * @throws the driver's error (constraint violations …); it may quote parameters, callers must
-   *   not log it as is
+   * The INSERT statement for `rows` (one statement whatever their number).
+   * @param rows at least one row, each holding every key given to the constructor
    */
-  async run(db: Executor, rows: readonly Pick<T["$inferInsert"], K>[]): Promise<void> {
-    if (rows.length === 0) return;
+  query(rows: readonly Pick<T["$inferInsert"], K>[]): SQL {
     const arrays = this.columns.map((column, i) => {
       const key = this.keys[i] as K;
       const out = new Array<unknown>(rows.length);
@@ -63,6 +59,18 @@ export class UnnestInsert<T extends PgTable, K extends keyof T["$inferInsert"] &
       return sql`${sql.param(out)}::text[]::${sql.raw(column.getSQLType())}[]`;
     });
     const tail = this.suffix ? sql`) ${this.suffix}` : sql`)`;
-    await db.execute(sql`${this.head}${sql.join(arrays, sql`, `)}${tail}`);
+    return sql`${this.head}${sql.join(arrays, sql`, `)}${tail}`;
+  }
+
+  /**
+   * Insert `rows` with one statement (nothing is sent for an empty list).
+   * @param db the database or the open transaction to write in
+   * @param rows the rows, each holding every key given to the constructor
+   * @throws the driver's error (constraint violations …); it may quote parameters, callers must
+   *   not log it as is
+   */
+  async run(db: Executor, rows: readonly Pick<T["$inferInsert"], K>[]): Promise<void> {
+    if (rows.length === 0) return;
+    await db.execute(this.query(rows));
   }
 }

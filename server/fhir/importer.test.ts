@@ -381,6 +381,51 @@ describe("importBundle", () => {
     expect(await rowCounts()).toEqual(before);
   });
 
+  it("gives a stored practitioner the organization its bundle creates (writes in order)", async () => {
+    // The practitioner exists without an organization; the next bundle creates the organization
+    // and, through an Encounter, assigns it: the UPDATE must reach the server after the INSERT.
+    await importBundle(deps, {
+      resourceType: "Bundle",
+      type: "batch",
+      entry: [
+        {
+          resource: {
+            resourceType: "Practitioner",
+            id: "prac-order",
+            name: [{ family: "Order", given: ["Olga"] }],
+            identifier: [{ system: "http://hl7.org/fhir/sid/us-npi", value: "2222222222" }],
+          },
+        },
+      ],
+    });
+    const result = await importBundle(
+      deps,
+      smallBundle("order", [
+        {
+          resourceType: "Encounter",
+          id: "enc-order",
+          status: "finished",
+          subject: { reference: "Patient/pat-order" },
+          serviceProvider: { reference: "Organization/org-order" },
+          participant: [{ individual: { reference: "Practitioner/prac-order" } }],
+          period: { start: "2020-01-01T10:00:00Z", end: "2020-01-01T10:30:00Z" },
+        },
+      ]),
+    );
+    expect(result.created).toMatchObject({ Organization: 1, Patient: 1, Encounter: 1 });
+    expect(result.updated).toMatchObject({ Practitioner: 1 });
+    const [org] = await deps.db
+      .select({ id: organizations.id })
+      .from(organizations)
+      .where(eq(organizations.fhirId, "org-order"));
+    const [prac] = await deps.db
+      .select({ organizationId: practitioners.organizationId })
+      .from(practitioners)
+      .where(eq(practitioners.fhirId, "prac-order"));
+    expect(org?.id).toBeDefined();
+    expect(prac?.organizationId).toBe(org?.id);
+  });
+
   it("rolls the whole bundle back when a later resource fails", async () => {
     const before = await snapshot();
     // The practitioner is written first; the patient then has no organization to belong to.

@@ -1,4 +1,4 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { eq, inArray, type SQLWrapper, sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Transaction } from "../../db/client.ts";
 import {
@@ -56,6 +56,8 @@ import {
 
 /** Rows per multi-row INSERT (bounds one statement's size; one array parameter per column). */
 const INSERT_CHUNK = 500;
+/** Clinical rows per INSERT sent while the bundle's later entries are still being sealed. */
+const CLINICAL_FLUSH = 64;
 
 // One fixed statement per table, prepared once per connection (bench/results/optimisations.md §9).
 const insertOrganizations = new UnnestInsert(organizations, ["id", "fhirId", "name"]);
@@ -194,21 +196,162 @@ export async function writeBundle(run: Run, entries: readonly BundleEntry[]): Pr
         lookups.add(index.target(r), "Practitioner");
     }
   }
-  const dir = await loadDirectory(run.tx, run.crypto, lookups);
+  // Every lookup goes out before the first answer is awaited (one round trip on the transaction's
+  // connection); the writes then follow without waiting for each other (see Pending).
+  const { tx, crypto } = run;
+  const dirQuery = loadDirectory(tx, crypto, lookups);
+  const existingQuery = loadExisting(
+    tx,
+    [...clinical.keys()],
+    encounters.map((e) => e.fhirId),
+    [...lookups.patients].map((fhirId) => crypto.patientFhirId(fhirId)),
+  );
+  const settled = await Promise.allSettled([dirQuery, existingQuery]);
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
+  const dir = await dirQuery;
+  const existing = await existingQuery;
 
-  await writeOrganizations(run, dir, orgs);
-  await writePractitioners(run, dir, index, practs, encounters);
-  await writePatients(run, dir, index, pats, encounters, firstOrgFhirId);
-  const placed = await writeClinicalEntries(run, dir, index, clinical);
-  await writeAppointments(run, dir, index, placed);
-  await writeCareRelationships(run, dir, index, placed);
+  const pending = new Pending(tx);
+  try {
+    writeOrganizations(run, pending, dir, orgs);
+    writePractitioners(run, pending, dir, index, practs, encounters);
+    writePatients(run, pending, dir, index, pats, encounters, firstOrgFhirId);
+    const placed = writeClinicalEntries(run, pending, existing, dir, index, clinical);
+    writeAppointments(run, pending, existing, dir, index, placed);
+    writeCareRelationships(run, pending, existing, dir, index, placed);
+  } catch (err) {
+    // Let the statements already sent finish before the caller rolls back; report this error.
+    await pending.settle().catch(() => {});
+    throw err;
+  }
+  await pending.settle();
 }
 
-async function writeOrganizations(
+/**
+ * Statements sent without awaiting each other: postgres.js queues them on the transaction's one
+ * connection and the server runs them in send order (so foreign keys see the rows written before),
+ * while the importer seals the next rows. {@link Pending.settle} waits for all of them.
+ *
+ * Every statement goes through {@link Pending.send}, one code path: the drivers hand a query to the
+ * connection a fixed number of microtasks after it is started, so one path keeps the send order
+ * equal to the call order (a query builder awaited elsewhere can overtake: the importer test
+ * "gives a stored practitioner the organization its bundle creates" fails if it does).
+ */
+class Pending {
+  private readonly sent: Promise<unknown>[] = [];
+
+  constructor(private readonly tx: Transaction) {}
+
+  /** Send a statement now; its failure is reported by {@link settle}, never left unhandled. */
+  send(statement: SQLWrapper): void {
+    const answer = this.tx.execute(statement).execute();
+    answer.catch(() => {});
+    this.sent.push(answer);
+  }
+
+  /**
+   * Wait until every statement has answered.
+   * @throws the first failure in send order (the later ones only say the transaction is aborted)
+   */
+  async settle(): Promise<void> {
+    const results = await Promise.allSettled(this.sent.splice(0));
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+}
+
+/** Rows already stored for the bundle's clinical entries, encounters and patients. */
+interface Existing {
+  /** clinical_entries by FHIR id. */
+  clinical: Map<string, { id: string; kind: string; sourceMac: string | null }>;
+  /** appointments by the FHIR id of their Encounter. */
+  appointments: Map<string, AppointmentPlain & { id: string }>;
+  /** care_relationships by `patientId|practitionerId|source`. */
+  care: Map<string, { validFrom: Date; validTo: Date | null }>;
+}
+
+/**
+ * Load the stored rows the bundle may update: clinical entries and appointments by FHIR id, care
+ * relationships of the stored patients (by the blind index of their FHIR id; a patient the bundle
+ * creates has none). All queries are sent before the first answer is awaited.
+ * @throws the driver's error (callers wrap it; it may quote parameters)
+ */
+async function loadExisting(
+  tx: Transaction,
+  clinicalFhirIds: readonly string[],
+  encounterFhirIds: readonly string[],
+  patientFhirIndexes: readonly string[],
+): Promise<Existing> {
+  const clinicalQueries = chunked(clinicalFhirIds, LOOKUP_CHUNK).map((ids) =>
+    tx
+      .select({
+        id: clinicalEntries.id,
+        fhirId: clinicalEntries.fhirId,
+        kind: clinicalEntries.kind,
+        sourceMac: clinicalEntries.sourceMac,
+      })
+      .from(clinicalEntries)
+      .where(inArray(clinicalEntries.fhirId, ids))
+      .execute(),
+  );
+  const appointmentQueries = chunked(encounterFhirIds, LOOKUP_CHUNK).map((ids) =>
+    tx
+      .select({
+        id: appointments.id,
+        fhirId: appointments.fhirId,
+        organizationId: appointments.organizationId,
+        patientId: appointments.patientId,
+        practitionerId: appointments.practitionerId,
+        startsAt: appointments.startsAt,
+        endsAt: appointments.endsAt,
+        status: appointments.status,
+      })
+      .from(appointments)
+      .where(inArray(appointments.fhirId, ids))
+      .execute(),
+  );
+  const careQueries = chunked(patientFhirIndexes, LOOKUP_CHUNK).map((indexes) =>
+    tx
+      .select({
+        patientId: careRelationships.patientId,
+        practitionerId: careRelationships.practitionerId,
+        source: careRelationships.source,
+        validFrom: careRelationships.validFrom,
+        validTo: careRelationships.validTo,
+      })
+      .from(careRelationships)
+      .where(
+        inArray(
+          careRelationships.patientId,
+          tx.select({ id: patients.id }).from(patients).where(inArray(patients.fhirId, indexes)),
+        ),
+      )
+      .execute(),
+  );
+  const settled = await Promise.allSettled([
+    ...clinicalQueries,
+    ...appointmentQueries,
+    ...careQueries,
+  ]);
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
+  const out: Existing = { clinical: new Map(), appointments: new Map(), care: new Map() };
+  for (const rows of await Promise.all(clinicalQueries)) {
+    for (const row of rows) if (row.fhirId) out.clinical.set(row.fhirId, row);
+  }
+  for (const rows of await Promise.all(appointmentQueries)) {
+    for (const row of rows) if (row.fhirId) out.appointments.set(row.fhirId, row);
+  }
+  for (const rows of await Promise.all(careQueries)) {
+    for (const r of rows) out.care.set(`${r.patientId}|${r.practitionerId}|${r.source}`, r);
+  }
+  return out;
+}
+
+function writeOrganizations(
   run: Run,
+  pending: Pending,
   dir: Directory,
   orgs: Map<string, BundleEntry>,
-): Promise<void> {
+): void {
   const { tx, counts, now } = run;
   const inserts: (typeof organizations.$inferInsert)[] = [];
   for (const [fhirId, e] of orgs) {
@@ -221,26 +364,29 @@ async function writeOrganizations(
       bump(counts.created, "Organization");
     } else if (existing.name !== name) {
       // Only the name is imported; the clinic's time zone is managed in Haven.
-      await tx
-        .update(organizations)
-        .set({ name, updatedAt: now })
-        .where(eq(organizations.id, existing.id));
+      pending.send(
+        tx
+          .update(organizations)
+          .set({ name, updatedAt: now })
+          .where(eq(organizations.id, existing.id)),
+      );
       existing.name = name;
       bump(counts.updated, "Organization");
     } else {
       bump(counts.unchanged, "Organization");
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertOrganizations.run(tx, rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) pending.send(insertOrganizations.query(rows));
 }
 
-async function writePractitioners(
+function writePractitioners(
   run: Run,
+  pending: Pending,
   dir: Directory,
   index: BundleIndex,
   practs: Map<string, BundleEntry>,
   encounters: readonly ClinicalEntry[],
-): Promise<void> {
+): void {
   const { tx, counts, now } = run;
   const created = new Set<PractitionerRow>();
   const changed = new Set<PractitionerRow>();
@@ -282,18 +428,20 @@ async function writePractitioners(
     name: r.name,
     organizationId: r.organizationId,
   }));
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertPractitioners.run(tx, rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) pending.send(insertPractitioners.query(rows));
   for (const r of changed) {
-    await tx
-      .update(practitioners)
-      .set({
-        fhirId: r.fhirId,
-        npi: r.npi,
-        name: r.name,
-        organizationId: r.organizationId,
-        updatedAt: now,
-      })
-      .where(eq(practitioners.id, r.id));
+    pending.send(
+      tx
+        .update(practitioners)
+        .set({
+          fhirId: r.fhirId,
+          npi: r.npi,
+          name: r.name,
+          organizationId: r.organizationId,
+          updatedAt: now,
+        })
+        .where(eq(practitioners.id, r.id)),
+    );
   }
   bump(counts.created, "Practitioner", created.size);
   bump(counts.updated, "Practitioner", changed.size);
@@ -330,14 +478,15 @@ function mostFrequent(t: OrgTally | undefined): string | undefined {
   return best;
 }
 
-async function writePatients(
+function writePatients(
   run: Run,
+  pending: Pending,
   dir: Directory,
   index: BundleIndex,
   pats: Map<string, BundleEntry>,
   encounters: readonly ClinicalEntry[],
   firstOrgFhirId: string | undefined,
-): Promise<void> {
+): void {
   const { tx, crypto, counts, now } = run;
   // Where each patient (by FHIR id) was seen, and where the bundle's encounters happened overall.
   const perPatient = new Map<string, OrgTally>();
@@ -405,10 +554,12 @@ async function writePatients(
       sourceMac: mac,
     };
     if (existing) {
-      await tx
-        .update(patients)
-        .set({ ...values, version: sql`${patients.version} + 1`, updatedAt: now })
-        .where(eq(patients.id, existing.id));
+      pending.send(
+        tx
+          .update(patients)
+          .set({ ...values, version: sql`${patients.version} + 1`, updatedAt: now })
+          .where(eq(patients.id, existing.id)),
+      );
       existing.organizationId = organizationId;
       existing.sourceMac = mac;
       existing.version++;
@@ -419,7 +570,7 @@ async function writePatients(
       bump(counts.created, "Patient");
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertPatients.run(tx, rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) pending.send(insertPatients.query(rows));
 }
 
 function firstPractitioner(
@@ -434,27 +585,16 @@ function firstPractitioner(
   return undefined;
 }
 
-async function writeClinicalEntries(
+function writeClinicalEntries(
   run: Run,
+  pending: Pending,
+  existing: Existing,
   dir: Directory,
   index: BundleIndex,
   clinical: Map<string, ClinicalEntry>,
-): Promise<Placed[]> {
+): Placed[] {
   const { tx, crypto, counts, now } = run;
-  const existingById = new Map<string, { id: string; kind: string; sourceMac: string | null }>();
-  for (const ids of chunked([...clinical.keys()], LOOKUP_CHUNK)) {
-    const rows = await tx
-      .select({
-        id: clinicalEntries.id,
-        fhirId: clinicalEntries.fhirId,
-        kind: clinicalEntries.kind,
-        sourceMac: clinicalEntries.sourceMac,
-      })
-      .from(clinicalEntries)
-      .where(inArray(clinicalEntries.fhirId, ids));
-    for (const row of rows) if (row.fhirId) existingById.set(row.fhirId, row);
-  }
-
+  const existingById = existing.clinical;
   const placed: Placed[] = [];
   const inserts: (typeof clinicalEntries.$inferInsert)[] = [];
   for (const [fhirId, entry] of clinical) {
@@ -490,17 +630,23 @@ async function writeClinicalEntries(
       sourceMac: mac,
     };
     if (existing) {
-      await tx
-        .update(clinicalEntries)
-        .set({ ...values, updatedAt: now })
-        .where(eq(clinicalEntries.id, existing.id));
+      pending.send(
+        tx
+          .update(clinicalEntries)
+          .set({ ...values, updatedAt: now })
+          .where(eq(clinicalEntries.id, existing.id)),
+      );
       bump(counts.updated, type);
     } else {
       inserts.push({ id, fhirId, ...values });
       bump(counts.created, type);
+      // Sent while the next rows are sealed (the server writes them meanwhile).
+      if (inserts.length === CLINICAL_FLUSH)
+        pending.send(insertClinicalEntries.query(inserts.splice(0)));
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertClinicalEntries.run(tx, rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK))
+    pending.send(insertClinicalEntries.query(rows));
   return placed;
 }
 
@@ -524,34 +670,17 @@ function samePlain(a: AppointmentPlain, b: AppointmentPlain): boolean {
   );
 }
 
-async function writeAppointments(
+function writeAppointments(
   run: Run,
+  pending: Pending,
+  existing: Existing,
   dir: Directory,
   index: BundleIndex,
   placed: readonly Placed[],
-): Promise<void> {
+): void {
   const { tx, crypto, counts, now } = run;
   const encounters = placed.filter((p) => p.entry.type === "Encounter");
-  const existingById = new Map<string, AppointmentPlain & { id: string }>();
-  for (const ids of chunked(
-    encounters.map((p) => p.entry.fhirId),
-    LOOKUP_CHUNK,
-  )) {
-    const rows = await tx
-      .select({
-        id: appointments.id,
-        fhirId: appointments.fhirId,
-        organizationId: appointments.organizationId,
-        patientId: appointments.patientId,
-        practitionerId: appointments.practitionerId,
-        startsAt: appointments.startsAt,
-        endsAt: appointments.endsAt,
-        status: appointments.status,
-      })
-      .from(appointments)
-      .where(inArray(appointments.fhirId, ids));
-    for (const row of rows) if (row.fhirId) existingById.set(row.fhirId, row);
-  }
+  const existingById = existing.appointments;
 
   const inserts: (typeof appointments.$inferInsert)[] = [];
   for (const p of encounters) {
@@ -583,17 +712,19 @@ async function writeAppointments(
     const reason =
       reasonText === null ? null : crypto.seal("appointments", "reason", id, reasonText);
     if (existing) {
-      await tx
-        .update(appointments)
-        .set({ ...plain, reason, version: sql`${appointments.version} + 1`, updatedAt: now })
-        .where(eq(appointments.id, existing.id));
+      pending.send(
+        tx
+          .update(appointments)
+          .set({ ...plain, reason, version: sql`${appointments.version} + 1`, updatedAt: now })
+          .where(eq(appointments.id, existing.id)),
+      );
       bump(counts.updated, "Appointment");
     } else {
       inserts.push({ id, fhirId: p.entry.fhirId, ...plain, reason });
       bump(counts.created, "Appointment");
     }
   }
-  for (const rows of chunked(inserts, INSERT_CHUNK)) await insertAppointments.run(tx, rows);
+  for (const rows of chunked(inserts, INSERT_CHUNK)) pending.send(insertAppointments.query(rows));
 }
 
 type CareSource = "encounter" | "care-team";
@@ -617,13 +748,15 @@ function laterEnd(a: Date | null, b: Date | null): Date | null {
   return a.getTime() >= b.getTime() ? a : b;
 }
 
-async function writeCareRelationships(
+function writeCareRelationships(
   run: Run,
+  pending: Pending,
+  known: Existing,
   dir: Directory,
   index: BundleIndex,
   placed: readonly Placed[],
-): Promise<void> {
-  const { tx, counts } = run;
+): void {
+  const { counts } = run;
   const wanted = new Map<string, CareRow>();
   const want = (row: CareRow) => {
     const key = `${row.patientId}|${row.practitionerId}|${row.source}`;
@@ -670,22 +803,7 @@ async function writeCareRelationships(
   }
   if (wanted.size === 0) return;
 
-  const existing = new Map<string, { validFrom: Date; validTo: Date | null }>();
-  const patientIds = [...new Set([...wanted.values()].map((r) => r.patientId))];
-  for (const ids of chunked(patientIds, LOOKUP_CHUNK)) {
-    const rows = await tx
-      .select({
-        patientId: careRelationships.patientId,
-        practitionerId: careRelationships.practitionerId,
-        source: careRelationships.source,
-        validFrom: careRelationships.validFrom,
-        validTo: careRelationships.validTo,
-      })
-      .from(careRelationships)
-      .where(inArray(careRelationships.patientId, ids));
-    for (const r of rows) existing.set(`${r.patientId}|${r.practitionerId}|${r.source}`, r);
-  }
-
+  const existing = known.care;
   const writes: (typeof careRelationships.$inferInsert)[] = [];
   for (const [key, row] of wanted) {
     const old = existing.get(key);
@@ -704,5 +822,6 @@ async function writeCareRelationships(
     }
     writes.push({ id: uuidv7(), ...row });
   }
-  for (const rows of chunked(writes, INSERT_CHUNK)) await upsertCareRelationships.run(tx, rows);
+  for (const rows of chunked(writes, INSERT_CHUNK))
+    pending.send(upsertCareRelationships.query(rows));
 }
