@@ -341,3 +341,19 @@ describe("malformed envelopes", () => {
     expect(decryptString(kr, ctx, good)).toBe(SECRET);
   });
 });
+
+describe("envelope IVs", () => {
+  it("never repeats a nonce across the IV pool's refills, and every envelope still opens", () => {
+    const kr = keyring();
+    const seen = new Set<string>();
+    // 256 IVs per refill: 1,000 seals cross three refills.
+    for (let i = 0; i < 1000; i++) {
+      const envelope = encryptString(kr, ctx, `value ${i}`);
+      const iv = parts(envelope)[2];
+      expect(Buffer.from(iv, "base64url")).toHaveLength(12);
+      expect(seen.has(iv)).toBe(false);
+      seen.add(iv);
+      expect(decryptString(kr, ctx, envelope)).toBe(`value ${i}`);
+    }
+  });
+});
