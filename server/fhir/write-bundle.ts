@@ -140,8 +140,9 @@ interface Placed {
 /**
  * Write one validated bundle's entries inside `run.tx`: organizations, practitioners, patients,
  * clinical entries, appointments, care relationships, in that order (foreign keys), filling
- * `run.counts`. Existing rows are loaded in one batch per table; inserts are multi-row; only rows
- * whose input changed are updated.
+ * `run.counts`. Existing rows are loaded in one batch per table, all sent at once; inserts are
+ * multi-row (`UnnestInsert`); only rows whose input changed are updated. Writes are sent in that
+ * order without awaiting each other ({@link Pending}); this resolves once all have answered.
  * @throws FhirImportError ("unresolved") when a new patient's organization cannot be determined;
  *   driver errors pass through (the caller maps them and rolls back)
  */
