@@ -3,7 +3,8 @@
  * bundles (every id a bundle defines — and every mention of it, including the MRN, which equals
  * the patient id in Synthea — replaced by a fresh UUID per copy; references to the shared
  * hospital/practitioner bundles are kept), imported with `importBundle` one bundle per transaction
- * after the shared bundles. Prints resources (bundle entries) per second.
+ * after the shared bundles. Prints resources (bundle entries) per second and this process's CPU
+ * time over the timed loop (µs per resource; Postgres's CPU not included).
  * Usage: `npx tsx bench/micro/fhir-import.ts [copiesPerBundle=29]` (BENCH_DATABASE_URL or
  * TEST_DATABASE_URL or the local server; a scratch database is created and dropped).
  */
@@ -45,11 +46,18 @@ try {
   const inputs = patientsBundles.flatMap((t) => Array.from({ length: copies }, () => rekey(t)));
   let entries = 0;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   for (const t of inputs) entries += (await importBundle(deps, t)).entries;
   const ms = performance.now() - started;
+  // This process's CPU over the timed loop (user + system): steadier than wall time on a shared
+  // machine; Postgres's own CPU is not included.
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   console.log(
     `FHIR import: ${inputs.length} patients (${patientsBundles.length} Synthea bundles × ${copies}, re-keyed), ` +
-      `${entries} resources in ${Math.round(ms)} ms = ${Math.round((entries / ms) * 1000)} resources/s`,
+      `${entries} resources in ${Math.round(ms)} ms = ${Math.round((entries / ms) * 1000)} resources/s; ` +
+      `importer CPU ${Math.round(cpuMs)} ms (user ${Math.round(cpu.user / 1000)}, system ${Math.round(cpu.system / 1000)}) = ` +
+      `${Math.round((cpuMs * 1000) / entries)} µs/resource`,
   );
 } finally {
   await handle.close();
