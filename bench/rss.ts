@@ -43,7 +43,11 @@ const program = new Command()
   .option("--pglite", "Haven on PGlite (demo seed in a temp data directory)")
   .option("--cycles <n>", "rounds of patients.get + batch + auth.login", "4")
   .option("--duration <s>", "seconds per load run", "5")
-  .option("--flags <flags>", "Node flags of the child", "--max-semi-space-size=16 --no-liftoff")
+  .option(
+    "--flags <flags>",
+    "Node flags of the child",
+    "--max-semi-space-size=16 --max-old-space-size=1024 --no-liftoff",
+  )
   .option("--env <kv...>", "extra environment of the child (K=V)")
   .option("--snapshots", "heap snapshots after the first and the last cycle")
   .option("--port <p>", "Haven's port", "43100")
