@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordAudit, SYSTEM_ACTOR } from "../server/kernel/audit.ts";
 import { createTestDatabase, type TestDatabase } from "../server/test/db.ts";
-import { PreparedAdmission } from "./client.ts";
+import { openDatabase, PGLITE_SHARED_BUFFERS_MB, PreparedAdmission } from "./client.ts";
 
 /**
  * The prepared-statement cache stays bounded (issue 14, RSS under load): postgres.js keeps every
@@ -64,5 +64,27 @@ describe("prepared statements on a real connection", () => {
       sql`SELECT count(*)::int AS n FROM audit_events WHERE action = 'auth.logout'`,
     )) as unknown as { n: number }[];
     expect(Number(rows[0]?.n)).toBe((40 * 41) / 2);
+  });
+});
+
+describe("embedded PGlite", () => {
+  it(`starts with shared_buffers = ${PGLITE_SHARED_BUFFERS_MB} MB unless told otherwise`, async () => {
+    for (const [asked, shown] of [
+      [undefined, `${PGLITE_SHARED_BUFFERS_MB}MB`],
+      [64, "64MB"],
+    ] as const) {
+      const handle = await openDatabase({
+        pgliteDir: "memory://",
+        ...(asked ? { pgliteSharedBuffersMb: asked } : {}),
+      });
+      try {
+        const r = (await handle.db.execute(sql`SHOW shared_buffers`)) as unknown as {
+          rows: { shared_buffers: string }[];
+        };
+        expect(r.rows[0]?.shared_buffers).toBe(shown);
+      } finally {
+        await handle.close();
+      }
+    }
   });
 });

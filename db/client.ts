@@ -54,6 +54,17 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/**
+ * PGlite's `shared_buffers` in MB unless a caller asks otherwise. PGlite (0.5) starts PostgreSQL
+ * with the server default of 128 MB inside its WebAssembly memory and touches all of it at
+ * start-up, so it is resident for the life of the process (WebAssembly memory never shrinks). The
+ * embedded mode is the single-node development / small-clinic mode, and PGlite reads its data
+ * files through Node's fs (the OS page cache still caches them), so 32 MB of buffer pool is
+ * enough: measured −95 MB RSS for a bare PGlite, and the Haven figures in
+ * bench/results/optimisations.md §9.
+ */
+export const PGLITE_SHARED_BUFFERS_MB = 32;
+
 function assertChannel(channel: string): void {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error("invalid LISTEN channel name");
 }
@@ -63,6 +74,11 @@ export interface DatabaseOptions {
   url?: string | undefined;
   /** PGlite data directory (`memory://` for an in-memory database). */
   pgliteDir?: string;
+  /**
+   * PGlite's `shared_buffers`, MB (default {@link PGLITE_SHARED_BUFFERS_MB}). PGlite's own default
+   * is 128 MB, all of it resident in the WebAssembly memory from start-up.
+   */
+  pgliteSharedBuffersMb?: number;
   /** Pool size for the postgres driver. */
   maxConnections?: number;
   /**
@@ -254,7 +270,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   const lock = dir.startsWith("memory://") ? undefined : await lockDataDir(dir);
   let client: PGlite;
   try {
-    client = await PGlite.create(dir, { extensions: { btree_gist, pgcrypto } });
+    client = await PGlite.create(dir, {
+      extensions: { btree_gist, pgcrypto },
+      startParams: [
+        ...PGlite.defaultStartParams,
+        "-c",
+        `shared_buffers=${options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB}MB`,
+      ],
+    });
   } catch (err) {
     await lock?.release();
     throw err;
