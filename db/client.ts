@@ -54,6 +54,17 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/**
+ * PGlite's `shared_buffers` in MB unless a caller asks otherwise. PGlite (0.5) starts PostgreSQL
+ * with the server default of 128 MB inside its WebAssembly memory and touches all of it at
+ * start-up, so it is resident for the life of the process (WebAssembly memory never shrinks). The
+ * embedded mode is the single-node development / small-clinic mode, and PGlite reads its data
+ * files through Node's fs (the OS page cache still caches them), so 32 MB of buffer pool is
+ * enough: measured −95 MB RSS for a bare PGlite, and the Haven figures in
+ * bench/results/optimisations.md §9.
+ */
+export const PGLITE_SHARED_BUFFERS_MB = 32;
+
 function assertChannel(channel: string): void {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error("invalid LISTEN channel name");
 }
@@ -63,6 +74,11 @@ export interface DatabaseOptions {
   url?: string | undefined;
   /** PGlite data directory (`memory://` for an in-memory database). */
   pgliteDir?: string;
+  /**
+   * PGlite's `shared_buffers`, MB (default {@link PGLITE_SHARED_BUFFERS_MB}). PGlite's own default
+   * is 128 MB, all of it resident in the WebAssembly memory from start-up.
+   */
+  pgliteSharedBuffersMb?: number;
   /** Pool size for the postgres driver. */
   maxConnections?: number;
   /**
@@ -101,7 +117,8 @@ const NO_PIPELINING = { onexecute: () => false } as unknown as postgres.UnsafeQu
  * How Haven's Drizzle handle talks to postgres.js, per query (also inside transactions and
  * savepoints):
  *
- * - **Direct to PostgreSQL** (`pooled: false`): every query asks to be prepared. Drizzle's
+ * - **Direct to PostgreSQL** (`pooled: false`): every query `admission` admits (a bounded set of
+ *   fixed texts, {@link PreparedAdmission}) asks to be prepared. Drizzle's
  *   postgres-js session passes `prepare: false` unless a query is given a name, so each
  *   parameterised query cost a Describe round trip plus a re-parse and re-plan in Postgres;
  *   postgres.js caches prepared statements per connection by SQL text and parameter types.
@@ -118,7 +135,11 @@ const NO_PIPELINING = { onexecute: () => false } as unknown as postgres.UnsafeQu
  *   65 answered, 835 hung; with this rule 900/900 answered, each correctly.
  *   (pgbouncer/pgbouncer#759; docs/scaling.md "Lost calls behind PgBouncer")
  */
-export function driverForDrizzle(sql: postgres.Sql, pooled: boolean): postgres.Sql {
+export function driverForDrizzle(
+  sql: postgres.Sql,
+  pooled: boolean,
+  admission: PreparedAdmission = new PreparedAdmission(),
+): postgres.Sql {
   type Unsafe = (query: string, params?: unknown[], options?: object) => unknown;
   return new Proxy(sql, {
     get(target, key, receiver) {
@@ -127,7 +148,7 @@ export function driverForDrizzle(sql: postgres.Sql, pooled: boolean): postgres.S
         return (query: string, params?: unknown[], options?: object) =>
           (value as Unsafe).call(target, query, params, {
             ...options,
-            prepare: true,
+            prepare: admission.admit(query, params?.length ?? 0),
             ...(pooled && (params?.length ?? 0) === 0 ? NO_PIPELINING : {}),
           });
       }
@@ -135,13 +156,57 @@ export function driverForDrizzle(sql: postgres.Sql, pooled: boolean): postgres.S
         return (...args: unknown[]) => {
           const fn = args.pop() as (tx: postgres.Sql) => unknown;
           return (value as (...a: unknown[]) => unknown).call(target, ...args, (tx: postgres.Sql) =>
-            fn(driverForDrizzle(tx, pooled)),
+            fn(driverForDrizzle(tx, pooled, admission)),
           );
         };
       }
       return value;
     },
   });
+}
+
+/**
+ * Which SQL texts {@link driverForDrizzle} asks postgres.js to prepare. postgres.js keeps every
+ * prepared statement of a connection (keyed by parameter types + SQL text, with its column
+ * descriptions) until the connection closes, and never evicts; PostgreSQL keeps the matching
+ * prepared statement and cached plan in each backend. SQL whose text varies with the data — a
+ * multi-row INSERT of N rows (the audit group commit writes 1…1,000 rows per statement: up to
+ * 1,000 texts of up to 15,000 parameters), an `IN (…)` list of N ids — would make a new entry per
+ * distinct N on every connection, without bound. So a text is prepared only when
+ *
+ * - it has at most `maxParams` parameters (such texts are the fixed, hot queries; a long
+ *   parameter list is almost always a variable-length list, and its parse/plan is small next to
+ *   its payload), and
+ * - it is one of the first `maxTexts` distinct texts admitted (admitted texts stay admitted, so
+ *   each connection's cache holds at most `maxTexts` statements).
+ *
+ * Anything else goes out unnamed (Parse/Describe/Bind/Execute, as before preparation was on).
+ * Measured effect: bench/results/optimisations.md §9.
+ */
+export class PreparedAdmission {
+  readonly #admitted = new Set<string>();
+
+  /**
+   * @param maxTexts most distinct SQL texts ever prepared (per database handle)
+   * @param maxParams most parameters of a text that is prepared
+   */
+  constructor(
+    readonly maxTexts = 512,
+    readonly maxParams = 64,
+  ) {}
+
+  /** Whether to prepare `query` (sent with `paramCount` parameters); admits it when there is room. */
+  admit(query: string, paramCount: number): boolean {
+    if (this.#admitted.has(query)) return true;
+    if (paramCount > this.maxParams || this.#admitted.size >= this.maxTexts) return false;
+    this.#admitted.add(query);
+    return true;
+  }
+
+  /** Distinct texts admitted so far (at most `maxTexts`). */
+  get size(): number {
+    return this.#admitted.size;
+  }
 }
 
 /**
@@ -205,7 +270,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   const lock = dir.startsWith("memory://") ? undefined : await lockDataDir(dir);
   let client: PGlite;
   try {
-    client = await PGlite.create(dir, { extensions: { btree_gist, pgcrypto } });
+    client = await PGlite.create(dir, {
+      extensions: { btree_gist, pgcrypto },
+      startParams: [
+        ...PGlite.defaultStartParams,
+        "-c",
+        `shared_buffers=${options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB}MB`,
+      ],
+    });
   } catch (err) {
     await lock?.release();
     throw err;

@@ -7,7 +7,7 @@ import type { Executor } from "./client.ts";
  * `INSERT INTO t (c1, …) SELECT * FROM unnest($1::text[]::type1[], …) [suffix]`, one array
  * parameter per column. Against Drizzle's `insert().values(rows)` (one parameter per cell, a new statement text
  * for every row count) it is prepared once per connection and skips building a query per row
- * (bench/results/optimisations.md §9).
+ * (bench/results/optimisations.md §10).
  *
  * Column names, SQL types and value mapping (`mapToDriverValue`, e.g. Date → ISO text) come from
  * the Drizzle table, which stays the single source of the schema. Columns not listed get their

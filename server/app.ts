@@ -81,6 +81,7 @@ export async function startHaven(
       url: config.DATABASE_URL,
       directUrl: config.DATABASE_DIRECT_URL,
       pgliteDir: `${config.HAVEN_DATA_DIR}/pglite`,
+      pgliteSharedBuffersMb: config.HAVEN_PGLITE_SHARED_BUFFERS_MB,
     }));
   let heartbeat: InstanceHeartbeat | undefined;
   try {

@@ -32,6 +32,11 @@ const envSchema = z.object({
     .optional(),
   /** Directory for the embedded database and the generated key file. */
   HAVEN_DATA_DIR: z.string().min(1).default(".haven"),
+  /**
+   * Embedded PGlite only: its PostgreSQL `shared_buffers`, MB (default 32; PGlite's own is 128, all
+   * resident for the life of the process). bench/results/optimisations.md §9.
+   */
+  HAVEN_PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(32),
   HAVEN_MIGRATE_ON_START: booleanString.default(true),
   /** `auto`: load demo data and accounts into an empty embedded database. */
   HAVEN_DEMO: z.enum(["auto", "true", "false"]).default("auto"),

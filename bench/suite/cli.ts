@@ -71,8 +71,11 @@ const PAIRED = new Set<Name>([
  * bench measures what runs: a 16 MB young-generation semi-space (V8's default grows it to 64 MB
  * during start-up and never gives it back: ~130 MB of idle RSS) and no Liftoff tier for
  * PGlite's WebAssembly (only the optimised code is kept: ~110 MB less). bench/results/optimisations.md §5.
+ * A 1 GB old-generation limit: below V8's "large heap" threshold its heap controller lets the old
+ * generation grow to ~1.3–2× the live heap between full GCs instead of 4× (RSS under load
+ * 350 → 215 MB on Postgres, live heap ~60–70 MB). bench/results/optimisations.md §9.
  */
-const HAVEN_NODE_FLAGS = ["--max-semi-space-size=16", "--no-liftoff"];
+const HAVEN_NODE_FLAGS = ["--max-semi-space-size=16", "--max-old-space-size=1024", "--no-liftoff"];
 
 const program = new Command()
   .name("bench")

@@ -6,7 +6,9 @@ import { users } from "../../db/schema/index.ts";
 import { makeOrganization, makeUser } from "../test/factory.ts";
 import { createHarness, type Harness } from "../test/harness.ts";
 import {
+  ARGON2_MAX_CONCURRENT,
   ARGON2_PARAMS,
+  Argon2Gate,
   checkPassword,
   hashPassword,
   needsRehash,
@@ -126,5 +128,49 @@ describe("login rehashes a weaker hash (ASVS 2.4.4)", () => {
       }),
     );
     expect(wrong.data).toMatchObject({ code: "FORBIDDEN", reason: "invalid_credentials" });
+  });
+});
+
+/** argon2's 19 MiB working blocks: no more in flight than there are CPUs to compute them. */
+describe("Argon2Gate", () => {
+  it("runs at most `limit` tasks at once, in arrival order, and frees slots on failure", async () => {
+    const gate = new Argon2Gate(2);
+    const started: number[] = [];
+    const release: (() => void)[] = [];
+    const tasks = Array.from({ length: 6 }, (_, i) =>
+      gate.run(
+        () =>
+          new Promise<number>((ok, fail) => {
+            started.push(i);
+            release[i] = () => (i === 1 ? fail(new Error("boom")) : ok(i));
+          }),
+      ),
+    );
+    const settle = async () => {
+      for (let k = 0; k < 5; k++) await Promise.resolve();
+    };
+    await settle();
+    expect(started).toEqual([0, 1]);
+    release[1]?.();
+    await expect(tasks[1]).rejects.toThrow("boom");
+    await settle();
+    expect(started).toEqual([0, 1, 2]);
+    // A caller arriving while a slot is handed over waits like the others.
+    const late = gate.run(async () => -1);
+    for (const i of [0, 2, 3, 4, 5]) {
+      await settle();
+      release[i]?.();
+    }
+    expect(await Promise.all([tasks[0], tasks[2], tasks[3], tasks[4], tasks[5], late])).toEqual([
+      0, 2, 3, 4, 5, -1,
+    ]);
+    expect(started).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(gate.peak).toBe(2);
+    expect(gate.running).toBe(0);
+  });
+
+  it("allows one to four computations at once, never more than the CPUs", () => {
+    expect(ARGON2_MAX_CONCURRENT).toBeGreaterThanOrEqual(1);
+    expect(ARGON2_MAX_CONCURRENT).toBeLessThanOrEqual(4);
   });
 });

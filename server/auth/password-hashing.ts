@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { hash, verify } from "@node-rs/argon2";
 import { ZxcvbnFactory } from "@zxcvbn-ts/core";
 import * as zxcvbnCommon from "@zxcvbn-ts/language-common";
@@ -29,15 +30,57 @@ function normalize(password: string): string {
   return password.normalize("NFKC");
 }
 
+/**
+ * At most this many argon2 computations run at once (the others wait their turn, first come first
+ * served): one per CPU, at most 4 (libuv's default thread pool, where @node-rs/argon2 runs them).
+ * Each holds its 19 MiB working block (`memoryCost`) while it runs, so a login burst on a 2-core
+ * machine held 4 × 19 MiB although only 2 could compute; more in flight than CPUs adds memory,
+ * not throughput. bench/results/optimisations.md §9.
+ */
+export const ARGON2_MAX_CONCURRENT = Math.max(1, Math.min(4, availableParallelism()));
+
+/** FIFO admission of argon2 work: `run` starts at most {@link ARGON2_MAX_CONCURRENT} tasks at once. */
+export class Argon2Gate {
+  #running = 0;
+  #waiting: (() => void)[] = [];
+  /** Most tasks seen running at the same time (for tests). */
+  peak = 0;
+
+  constructor(readonly limit: number = ARGON2_MAX_CONCURRENT) {}
+
+  /** Run `task` when a slot is free; settles as `task` does, and frees the slot either way. */
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    // A finishing task hands its slot straight to the first waiter, so a caller arriving in
+    // between cannot take it too.
+    if (this.#running < this.limit) this.#running++;
+    else await new Promise<void>((ok) => this.#waiting.push(ok));
+    if (this.#running > this.peak) this.peak = this.#running;
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
+
+  /** Tasks running now (at most `limit`). */
+  get running(): number {
+    return this.#running;
+  }
+}
+
+const gate = new Argon2Gate();
+
 /** Hash a password; returns the PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`). */
 export function hashPassword(password: string): Promise<string> {
-  return hash(normalize(password), ARGON2_PARAMS);
+  return gate.run(() => hash(normalize(password), ARGON2_PARAMS));
 }
 
 /** Verify a password against a PHC string; false on mismatch or a malformed hash. */
 export async function verifyPassword(phc: string, password: string): Promise<boolean> {
   try {
-    return await verify(phc, normalize(password));
+    return await gate.run(() => verify(phc, normalize(password)));
   } catch {
     return false;
   }

@@ -40,7 +40,7 @@ let ivOffset = 0;
 /**
  * A fresh random 96-bit GCM nonce. Drawn from a pool filled by `randomBytes` 256 IVs at a time:
  * the same CSPRNG output as one `randomBytes(12)` per seal, without its ~10 µs per call, which
- * was ~2.5 % of a FHIR import (bench/results/optimisations.md §9). No IV is handed out twice.
+ * was ~2.5 % of a FHIR import (bench/results/optimisations.md §10). No IV is handed out twice.
  */
 function nextIv(): Buffer {
   if (ivOffset + IV_BYTES > ivPool.length) {

@@ -59,7 +59,7 @@ const INSERT_CHUNK = 500;
 /** Clinical rows per INSERT sent while the bundle's later entries are still being sealed. */
 const CLINICAL_FLUSH = 64;
 
-// One fixed statement per table, prepared once per connection (bench/results/optimisations.md §9).
+// One fixed statement per table, prepared once per connection (bench/results/optimisations.md §10).
 const insertOrganizations = new UnnestInsert(organizations, ["id", "fhirId", "name"]);
 const insertPractitioners = new UnnestInsert(practitioners, [
   "id",

@@ -6,7 +6,7 @@
  * The text is hashed into stored values (`source_mac` of imported FHIR resources, the audit hash
  * chain), so it must never change: `canonical-json.test.ts` pins it against the first
  * (map/join) implementation, which this single-pass one replaced to cut the FHIR importer's
- * intermediate arrays and strings (bench/results/optimisations.md §9). Values other than
+ * intermediate arrays and strings (bench/results/optimisations.md §10). Values other than
  * objects, arrays and JSON primitives render as `JSON.stringify` renders them, or `null`
  * (functions, symbols); `toJSON` is not called (a `Date` is `{}`); array holes render as nothing.
  * @throws TypeError for a `bigint` (as `JSON.stringify`)

@@ -117,19 +117,41 @@ afterAll(async () => {
 });
 
 describe("behind PgBouncer in transaction pooling", () => {
-  it("control: a plain postgres.js client loses calls that follow a parameterless query", async () => {
-    const client = postgres(pooledUrl, { max: 4, prepare: false, onnotice: () => {} });
-    try {
-      const tally = await load(1, 24, async (n, kind) => {
-        if (kind === 0) return (await client`select 1 as n`)[0]?.n as number;
-        return (await client`select ${n}::int as n`)[0]?.n as number;
-      });
-      // The premise of the test below: without Haven's rule this PgBouncer loses calls.
-      expect(tally.lost).toBeGreaterThan(0);
-    } finally {
-      await client.end({ timeout: 0 });
+  it("control: a plain postgres.js client loses calls pipelined behind a parameterless query", async () => {
+    // The defect is a race inside PgBouncer: a call is lost when the answer to the call pipelined
+    // behind a parameterless query reaches PgBouncer after the first call's ReadyForQuery released
+    // the server link, rather than in the same read. So the control provokes it the way
+    // postgres.js pipelines (one warm connection, both calls issued in one tick and so sent in one
+    // TCP write) and repeats, on fresh clients (a lost call wedges its connection), until it has
+    // been seen: here ~half of the 5-client rounds lose a call, so 40 rounds not seeing it would
+    // mean this PgBouncer does not have the defect (CI once saw 0 in a single round).
+    const tally: Record<Outcome, number> = { answered: 0, wrong: 0, lost: 0, failed: 0 };
+    for (let round = 0; round < 40 && tally.lost === 0; round++) {
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, i) => {
+          const client = postgres(pooledUrl, { max: 1, prepare: false, onnotice: () => {} });
+          try {
+            await client`select ${i}::int as warm`;
+            const n = round * 1000 + i + 2;
+            const calls = [client`select 1 as n`, client`select ${n}::int as n`];
+            const got = await Promise.all(
+              calls.map((call) => withLostDetector(call).catch(() => "failed" as const)),
+            );
+            got.forEach((rows, k) => {
+              if (typeof rows === "string") tally[rows]++;
+              else if (rows[0]?.n === (k === 0 ? 1 : n)) tally.answered++;
+              else tally.wrong++;
+            });
+          } finally {
+            await client.end({ timeout: 0 });
+          }
+        }),
+      );
     }
-  });
+    // The premise of the test below: without Haven's rule this PgBouncer loses calls.
+    expect(tally.lost).toBeGreaterThan(0);
+    expect(tally.wrong).toBe(0);
+  }, 60_000);
 
   it("Haven's handle answers every call correctly: pings, reads, parameterless reads, transactions", async () => {
     const handle: DatabaseHandle = await openDatabase({
