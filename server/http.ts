@@ -1,6 +1,5 @@
 import fastifyCookie from "@fastify/cookie";
 import fastifyCors from "@fastify/cors";
-import fastifyHelmet from "@fastify/helmet";
 import fastifyRateLimit from "@fastify/rate-limit";
 import { TRPCError } from "@trpc/server";
 import {
@@ -27,6 +26,7 @@ import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import { openApiPlugin } from "./openapi/plugin.ts";
 import { postgresRateLimitStore } from "./rate-limit-store.ts";
 import type { AppRouter } from "./router.ts";
+import { installSecurityHeaders } from "./security-headers.ts";
 import { assertEveryProcedureDeclaresAccess, toTRPCError, trpcErrorBody } from "./trpc.ts";
 
 export interface ServerOptions {
@@ -219,7 +219,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(fastifyCookie);
   // Security headers (OWASP ASVS 14.4) from helmet; strict CSP for the JSON API, per-route
   // overrides through the `helmet` route option. HSTS only where TLS is guaranteed (production).
-  await app.register(fastifyHelmet, {
+  // Computed once (per route with its own policy), not per request: security-headers.ts.
+  installSecurityHeaders(app, {
     contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
     crossOriginResourcePolicy: { policy: "same-origin" },
     referrerPolicy: { policy: "no-referrer" },
