@@ -153,8 +153,8 @@ export class SessionManager {
   readonly #now: () => Date;
 
   /**
-   * The session + account lookup of every signed-in request, built by Drizzle ONCE: a query built
-   * per call cost more CPU than Postgres spends running it (bench/results/optimisations.md §10.5).
+   * The session + account lookup of every signed-in request, built by Drizzle ONCE: building it
+   * per call cost ~135 µs of CPU (bench/results/optimisations.md §10.5).
    */
   readonly #lookup;
 
