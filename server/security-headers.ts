@@ -80,7 +80,7 @@ function apply(headers: CompiledHeaders, reply: FastifyReply): void {
  * Security headers (OWASP ASVS 14.4) from helmet on EVERY response of `app`, 404s and errors
  * included, like @fastify/helmet but without its per-request cost: @fastify/helmet 13 builds a new
  * helmet middleware (parsing the CSP directives) on each request, in an async hook (up to ~60 µs
- * CPU per request measured in-process: bench/results/optimisations.md §10.1, §9.3). Here the headers are computed once for the global
+ * CPU per request measured in-process: bench/results/optimisations.md §10.1, §10.3). Here the headers are computed once for the global
  * options and once per route that passes its own `helmet` route option (merged over the global
  * ones; `helmet: false` sends none), and set by one synchronous `onRequest` hook. Headers a
  * handler or a later hook sets still override them (e.g. the API docs' CSP).
