@@ -1,6 +1,5 @@
 import fastifyCookie from "@fastify/cookie";
 import fastifyCors from "@fastify/cors";
-import fastifyHelmet from "@fastify/helmet";
 import fastifyRateLimit from "@fastify/rate-limit";
 import { TRPCError } from "@trpc/server";
 import {
@@ -27,6 +26,7 @@ import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
 import { openApiPlugin } from "./openapi/plugin.ts";
 import { postgresRateLimitStore } from "./rate-limit-store.ts";
 import type { AppRouter } from "./router.ts";
+import { installSecurityHeaders } from "./security-headers.ts";
 import { assertEveryProcedureDeclaresAccess, toTRPCError, trpcErrorBody } from "./trpc.ts";
 
 export interface ServerOptions {
@@ -219,7 +219,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(fastifyCookie);
   // Security headers (OWASP ASVS 14.4) from helmet; strict CSP for the JSON API, per-route
   // overrides through the `helmet` route option. HSTS only where TLS is guaranteed (production).
-  await app.register(fastifyHelmet, {
+  // Computed once (per route with its own policy), not per request: security-headers.ts.
+  installSecurityHeaders(app, {
     contentSecurityPolicy: { useDefaults: false, directives: API_CSP_DIRECTIVES },
     crossOriginResourcePolicy: { policy: "same-origin" },
     referrerPolicy: { policy: "no-referrer" },
@@ -245,6 +246,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
           : limits.perIp;
       return n > 0 ? n : Number.MAX_SAFE_INTEGER;
     };
+    // Probes, the scraper, the docs and the panel are not API traffic: their routes get no limiter
+    // hook at all (it would hash the session token and run several awaits per request only for
+    // `allowList` below to wave them through). This onRoute hook runs before the plugin's own.
+    app.addHook("onRoute", (route) => {
+      if (!route.url.startsWith("/trpc")) route.config = { ...route.config, rateLimit: false };
+    });
     await app.register(fastifyRateLimit, {
       global: true,
       store: postgresRateLimitStore(limits.db),
@@ -254,7 +261,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       timeWindow: limits.windowSeconds * 1000,
       keyGenerator: rateLimitBucket,
       max: (_req, key) => maxFor(key),
-      // Probes and the scraper are not API traffic.
+      // Backstop for any request outside /trpc that still reaches the hook (same rule as above).
       allowList: (req) => !req.url.startsWith("/trpc"),
       errorResponseBuilder: (_req, ctx) =>
         Object.assign(new Error(`Too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`), {
@@ -299,42 +306,45 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       });
     },
   );
-  app.addHook("onSend", async (_req, reply, payload) => {
+  // The hooks below run on every request, so they are synchronous (no promise per hook and
+  // request; bench/results/optimisations.md §11.2). A hook that answers does not call `done`.
+  let draining = false;
+  app.addHook("onSend", (_req, reply, payload, done) => {
     reply.header("cache-control", "no-store");
     // tRPC answers with a web Response whose own headers win over the reply's; its SSE stream says
     // `Cache-Control: no-cache`, but the stream carries names and visit reasons: no-store (issue 13).
     if (payload instanceof Response) payload.headers.set("cache-control", "no-store");
-    return payload;
+    // While draining (below) every response closes its connection.
+    if (draining) reply.header("connection", "close");
+    done(null, payload);
   });
   // One access-log line per request: method, path WITHOUT query string (GET inputs may hold PHI),
-  // status, duration in ms, request id.
-  app.addHook("onResponse", async (req, reply) => {
-    req.log.info(
-      {
-        method: req.method,
-        path: req.url.split("?")[0],
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-      },
-      "request",
-    );
+  // status, duration in ms, request id. Nothing is built when the level is above info.
+  app.addHook("onResponse", (req, reply, done) => {
+    // req.log is a pino child of services.log (loggerInstance above).
+    if ((req.log as AppServices["log"]).isLevelEnabled("info")) {
+      const q = req.url.indexOf("?");
+      req.log.info(
+        {
+          method: req.method,
+          path: q === -1 ? req.url : req.url.slice(0, q),
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime),
+        },
+        "request",
+      );
+    }
+    done();
   });
-  app.addHook("preHandler", async (req, reply) => {
+  app.addHook("preHandler", (req, reply, done) => {
     if (req.url.startsWith("/trpc") && !isCsrfSafe(req, allowed)) {
       req.log.warn("cross-origin cookie mutation refused");
-      await reply
+      void reply
         .code(403)
         .send({ error: { message: "Cross-origin request refused", code: "FORBIDDEN" } });
+      return;
     }
-  });
-
-  app.addHook("onRequest", async (req, reply) => {
-    if (!(ALLOWED_METHODS as readonly string[]).includes(req.method)) {
-      await reply
-        .code(405)
-        .header("allow", ALLOWED_METHODS.join(", "))
-        .send({ error: { message: "Method not allowed", code: "METHOD_NOT_SUPPORTED" } });
-    }
+    done();
   });
 
   // Drain (SIGTERM, app.close()): Node's server.close() ends the keep-alive sockets that are idle
@@ -345,17 +355,21 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // own, are ended; clients reconnect elsewhere with lastEventId. In-flight requests still run to
   // completion. HAVEN_SHUTDOWN_TIMEOUT_MS (app.ts) stays only as the safety net.
   const streams = new Set<FastifyReply["raw"]>();
-  let draining = false;
   let sweep: NodeJS.Timeout | undefined;
-  app.addHook("onRequest", async (req, reply) => {
+  const allowHeader = ALLOWED_METHODS.join(", ");
+  app.addHook("onRequest", (req, reply, done) => {
+    if (!(ALLOWED_METHODS as readonly string[]).includes(req.method)) {
+      void reply
+        .code(405)
+        .header("allow", allowHeader)
+        .send({ error: { message: "Method not allowed", code: "METHOD_NOT_SUPPORTED" } });
+      return;
+    }
     if (req.headers.accept?.includes("text/event-stream")) {
       streams.add(reply.raw);
       reply.raw.once("close", () => streams.delete(reply.raw));
     }
-  });
-  app.addHook("onSend", async (_req, reply, payload) => {
-    if (draining) reply.header("connection", "close");
-    return payload;
+    done();
   });
   app.addHook("preClose", async () => {
     draining = true;

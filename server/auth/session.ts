@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { and, eq, lt, ne } from "drizzle-orm";
+import { and, eq, lt, ne, sql } from "drizzle-orm";
 import { type Adapter, type DatabaseSession, type DatabaseUser, Lucia, TimeSpan } from "lucia";
 import type { Database } from "../../db/client.ts";
 import { patients, practitioners, sessions, users } from "../../db/schema/index.ts";
@@ -152,8 +152,31 @@ export class SessionManager {
   readonly #touchMs: number;
   readonly #now: () => Date;
 
+  /**
+   * The session + account lookup of every signed-in request, built by Drizzle ONCE: building it
+   * per call cost ~135 µs of CPU (bench/results/optimisations.md §11.5).
+   */
+  readonly #lookup;
+
   constructor(db: Database, options: SessionManagerOptions) {
     this.#db = db;
+    this.#lookup = db
+      .select({
+        session: sessions,
+        role: users.role,
+        organizationId: users.organizationId,
+        disabledAt: users.disabledAt,
+        totpEnabledAt: users.totpEnabledAt,
+        patientId: patients.id,
+        practitionerId: practitioners.id,
+      })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .leftJoin(patients, eq(patients.userId, users.id))
+      .leftJoin(practitioners, eq(practitioners.userId, users.id))
+      .where(eq(sessions.id, sql.placeholder("sessionId")))
+      .limit(1)
+      .prepare("haven_session_lookup");
     this.#ttlMs = options.ttlHours * 3_600_000;
     this.#idleMs = (options.idleTimeoutMinutes ?? 15) * 60_000;
     this.#touchMs = Math.min(TOUCH_INTERVAL_MS, this.#idleMs * TOUCH_FRACTION_OF_IDLE);
@@ -210,22 +233,7 @@ export class SessionManager {
   async validate(token: string): Promise<ValidatedSession | null> {
     if (!TOKEN_SHAPE.test(token)) return null;
     const sessionId = hashSessionToken(token);
-    const [row] = await this.#db
-      .select({
-        session: sessions,
-        role: users.role,
-        organizationId: users.organizationId,
-        disabledAt: users.disabledAt,
-        totpEnabledAt: users.totpEnabledAt,
-        patientId: patients.id,
-        practitionerId: practitioners.id,
-      })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .leftJoin(patients, eq(patients.userId, users.id))
-      .leftJoin(practitioners, eq(practitioners.userId, users.id))
-      .where(eq(sessions.id, sessionId))
-      .limit(1);
+    const [row] = await this.#lookup.execute({ sessionId });
     if (!row) return null;
     const now = this.#now();
     const s = row.session;

@@ -145,6 +145,82 @@ export interface SealedPatientRow {
   demographics: string;
 }
 
+/** Which statement a read needs: a clinician with / without a practitioner record, anyone else. */
+type PatientReadVariant = "clinician" | "clinician-no-care" | "plain";
+
+/**
+ * The `patients` read of {@link readPatientRowIfAllowed} for one variant, with the patient id, the
+ * caller's user and practitioner ids and "now" as placeholders. For clinicians the facts are
+ * correlated subqueries of the same statement, with exactly the conditions of `factsForRows`:
+ * a care relationship valid now (only with a practitioner record; otherwise `false`), the
+ * longest-running break-the-glass grant valid now; other roles get `false` / `null`.
+ */
+function buildPatientRead(db: ServiceDeps["db"], variant: PatientReadVariant) {
+  const now = sql.placeholder("now");
+  const care =
+    variant === "clinician"
+      ? sql<boolean>`exists(${db
+          .select({ one: sql`1` })
+          .from(careRelationships)
+          .where(
+            and(
+              eq(careRelationships.practitionerId, sql.placeholder("practitionerId")),
+              eq(careRelationships.patientId, patients.id),
+              lte(careRelationships.validFrom, now),
+              or(isNull(careRelationships.validTo), gt(careRelationships.validTo, now)),
+            ),
+          )})`
+      : sql<boolean>`false`;
+  const grant =
+    variant === "plain"
+      ? sql<string | null>`null`
+      : sql<string | null>`(${db
+          .select({ id: breakGlassGrants.id })
+          .from(breakGlassGrants)
+          .where(
+            and(
+              eq(breakGlassGrants.userId, sql.placeholder("userId")),
+              eq(breakGlassGrants.patientId, patients.id),
+              lte(breakGlassGrants.grantedAt, now),
+              gt(breakGlassGrants.expiresAt, now),
+              isNull(breakGlassGrants.revokedAt),
+            ),
+          )
+          .orderBy(desc(breakGlassGrants.expiresAt))
+          .limit(1)})`;
+  return db
+    .select({
+      id: patients.id,
+      organizationId: patients.organizationId,
+      version: patients.version,
+      demographics: patients.demographics,
+      care,
+      grant,
+    })
+    .from(patients)
+    .where(eq(patients.id, sql.placeholder("patientId")))
+    .limit(1)
+    .prepare(`haven_patient_read_${variant}`);
+}
+
+type PatientRead = ReturnType<typeof buildPatientRead>;
+/** Per database handle (the pool, or a transaction), so a statement runs where it was built. */
+const patientReads = new WeakMap<object, Map<PatientReadVariant, PatientRead>>();
+
+function patientRead(db: ServiceDeps["db"], variant: PatientReadVariant): PatientRead {
+  let byVariant = patientReads.get(db);
+  if (!byVariant) {
+    byVariant = new Map();
+    patientReads.set(db, byVariant);
+  }
+  let read = byVariant.get(variant);
+  if (!read) {
+    read = buildPatientRead(db, variant);
+    byVariant.set(variant, read);
+  }
+  return read;
+}
+
 /**
  * {@link assertCanReadPatient} for a read that needs the patient row itself: ONE query reads the
  * row and every fact the rule needs (id, organization and, for clinicians, the care relationship
@@ -163,51 +239,16 @@ export async function readPatientRowIfAllowed(
   action: AuditAction,
 ): Promise<{ access: PatientAccess; row: SealedPatientRow }> {
   const now = deps.now();
-  const clinician = actor.role === "clinician";
-  // The clinician facts as correlated subqueries of the same statement, with exactly the
-  // conditions of `factsForRows`: a care relationship valid now, the longest-running grant valid now.
-  const care =
-    clinician && actor.practitionerId
-      ? sql<boolean>`exists(${deps.db
-          .select({ one: sql`1` })
-          .from(careRelationships)
-          .where(
-            and(
-              eq(careRelationships.practitionerId, actor.practitionerId),
-              eq(careRelationships.patientId, patients.id),
-              lte(careRelationships.validFrom, now),
-              or(isNull(careRelationships.validTo), gt(careRelationships.validTo, now)),
-            ),
-          )})`
-      : sql<boolean>`false`;
-  const grant = clinician
-    ? sql<string | null>`(${deps.db
-        .select({ id: breakGlassGrants.id })
-        .from(breakGlassGrants)
-        .where(
-          and(
-            eq(breakGlassGrants.userId, actor.userId),
-            eq(breakGlassGrants.patientId, patients.id),
-            lte(breakGlassGrants.grantedAt, now),
-            gt(breakGlassGrants.expiresAt, now),
-            isNull(breakGlassGrants.revokedAt),
-          ),
-        )
-        .orderBy(desc(breakGlassGrants.expiresAt))
-        .limit(1)})`
-    : sql<string | null>`null`;
-  const [found] = await deps.db
-    .select({
-      id: patients.id,
-      organizationId: patients.organizationId,
-      version: patients.version,
-      demographics: patients.demographics,
-      care,
-      grant,
-    })
-    .from(patients)
-    .where(eq(patients.id, patientId))
-    .limit(1);
+  const variant: PatientReadVariant =
+    actor.role !== "clinician" ? "plain" : actor.practitionerId ? "clinician" : "clinician-no-care";
+  // Built by Drizzle once per database handle and variant (bench/results/optimisations.md §11.5).
+  const [found] = await patientRead(deps.db, variant).execute({
+    patientId,
+    userId: actor.userId,
+    practitionerId: actor.practitionerId ?? null,
+    // What the timestamp columns' own encoder sends for a Date (timestamptz, ISO 8601 UTC).
+    now: now.toISOString(),
+  });
   const row = found
     ? {
         id: found.id,

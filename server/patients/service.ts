@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { z } from "zod";
 import { clinicalEntries, patients } from "../../db/schema/index.ts";
 import type { ServiceDeps } from "../deps.ts";
@@ -135,6 +135,57 @@ export async function searchPatients(
   return results;
 }
 
+/** A clinical entry row of `patients.get`; `body` (sealed) only for roles that may see bodies. */
+type EntryRow = Pick<
+  typeof clinicalEntries.$inferSelect,
+  "id" | "kind" | "recordedAt" | "source"
+> & {
+  body?: string;
+};
+
+/**
+ * The newest-first entries read of {@link getPatient}, with patient id and limit as placeholders;
+ * `withBodies` false leaves the sealed body out of the SELECT (it is not even read for roles that
+ * may not see it).
+ */
+function buildEntryRead(db: ServiceDeps["db"], withBodies: boolean) {
+  return db
+    .select({
+      id: clinicalEntries.id,
+      kind: clinicalEntries.kind,
+      recordedAt: clinicalEntries.recordedAt,
+      source: clinicalEntries.source,
+      ...(withBodies ? { body: clinicalEntries.body } : {}),
+    })
+    .from(clinicalEntries)
+    .where(eq(clinicalEntries.patientId, sql.placeholder("patientId")))
+    .orderBy(desc(clinicalEntries.recordedAt), desc(clinicalEntries.id))
+    .limit(sql.placeholder("limit"))
+    .prepare(withBodies ? "haven_entries_with_bodies" : "haven_entries_without_bodies");
+}
+
+/** Per database handle (the pool, or a transaction), so a statement runs where it was built. */
+const entryReads = new WeakMap<
+  object,
+  { with?: EntryReadStatement; without?: EntryReadStatement }
+>();
+type EntryReadStatement = { execute(values: Record<string, unknown>): Promise<EntryRow[]> };
+
+function entryRead(db: ServiceDeps["db"], withBodies: boolean): EntryReadStatement {
+  let cached = entryReads.get(db);
+  if (!cached) {
+    cached = {};
+    entryReads.set(db, cached);
+  }
+  const key = withBodies ? "with" : "without";
+  let read = cached[key];
+  if (!read) {
+    read = buildEntryRead(db, withBodies) as unknown as EntryReadStatement;
+    cached[key] = read;
+  }
+  return read;
+}
+
 /**
  * Read one patient's record through the caller's whitelist (`patientViewFor(role)`): the
  * demographics fields of the role and the most recent clinical entries (`entryLimit`, newest
@@ -158,19 +209,11 @@ export async function getPatient(
     "patient.read",
   );
   const view = patientViewFor(actor.role);
-  const entryRows = await deps.db
-    .select({
-      id: clinicalEntries.id,
-      kind: clinicalEntries.kind,
-      recordedAt: clinicalEntries.recordedAt,
-      source: clinicalEntries.source,
-      // The sealed body is not even read for roles that may not see it.
-      ...(view.clinicalBodies ? { body: clinicalEntries.body } : {}),
-    })
-    .from(clinicalEntries)
-    .where(eq(clinicalEntries.patientId, row.id))
-    .orderBy(desc(clinicalEntries.recordedAt), desc(clinicalEntries.id))
-    .limit(input.entryLimit + 1);
+  // Built by Drizzle once per database handle (bench/results/optimisations.md §11.5).
+  const entryRows: EntryRow[] = await entryRead(deps.db, view.clinicalBodies).execute({
+    patientId: row.id,
+    limit: input.entryLimit + 1,
+  });
   const truncated = entryRows.length > input.entryLimit;
   const entries: PatientRecord["entries"] = entryRows.slice(0, input.entryLimit).map((e) => ({
     id: e.id,
