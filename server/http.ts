@@ -23,7 +23,8 @@ import { type AppServices, type Context, createContextInner } from "./context.ts
 import { ReadOnlyModeError, TooManyRequestsError } from "./kernel/errors.ts";
 import { sha256Hex } from "./kernel/hash.ts";
 import { UNAVAILABLE_RETRY_AFTER_SECONDS } from "./kernel/unavailable.ts";
-import { openApiPlugin } from "./openapi/plugin.ts";
+import { REST_PREFIX } from "./openapi/operations.ts";
+import { openApiPlugin, restErrorBody } from "./openapi/plugin.ts";
 import { postgresRateLimitStore } from "./rate-limit-store.ts";
 import type { AppRouter } from "./router.ts";
 import { installSecurityHeaders } from "./security-headers.ts";
@@ -99,6 +100,16 @@ const CORS_ALLOWED_HEADERS = [
   "x-trpc-source",
   "last-event-id",
 ];
+
+/**
+ * Whether a route or request URL is API traffic under the shared rate limit: `/trpc/*` and the
+ * REST subset under `/api/v1/*` (which calls the same procedures, so the same budget must hold
+ * there: OWASP API4:2023 unrestricted resource consumption). Probes, metrics, docs and the panel
+ * are not.
+ */
+export function isRateLimitedPath(url: string): boolean {
+  return url.startsWith("/trpc") || url === REST_PREFIX || url.startsWith(`${REST_PREFIX}/`);
+}
 
 /**
  * Rate-limit bucket of a request: `key:` + SHA-256 of a service API key, `sess:` + SHA-256 of a
@@ -250,7 +261,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     // hook at all (it would hash the session token and run several awaits per request only for
     // `allowList` below to wave them through). This onRoute hook runs before the plugin's own.
     app.addHook("onRoute", (route) => {
-      if (!route.url.startsWith("/trpc")) route.config = { ...route.config, rateLimit: false };
+      if (!isRateLimitedPath(route.url)) route.config = { ...route.config, rateLimit: false };
     });
     await app.register(fastifyRateLimit, {
       global: true,
@@ -261,8 +272,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       timeWindow: limits.windowSeconds * 1000,
       keyGenerator: rateLimitBucket,
       max: (_req, key) => maxFor(key),
-      // Backstop for any request outside /trpc that still reaches the hook (same rule as above).
-      allowList: (req) => !req.url.startsWith("/trpc"),
+      // Backstop for any request outside the API that still reaches the hook (same rule as above).
+      allowList: (req) => !isRateLimitedPath(req.url),
       errorResponseBuilder: (_req, ctx) =>
         Object.assign(new Error(`Too many requests; retry after ${Math.ceil(ctx.ttl / 1000)} s`), {
           statusCode: 429,
@@ -292,6 +303,16 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
           cause: new TooManyRequestsError(err.message ?? "Too many requests", retryAfter),
         });
         return reply.code(429).send(trpcErrorBody(req.url, error, String(req.id)));
+      }
+      // The REST API's own error shape (ADR 0010), as its procedures' refusals have it.
+      if (status === 429 && req.url.startsWith(`${REST_PREFIX}/`)) {
+        const retryAfter = err.retryAfterSeconds ?? 1;
+        const error = new TRPCError({
+          code: "TOO_MANY_REQUESTS",
+          message: err.message ?? "Too many requests",
+          cause: new TooManyRequestsError(err.message ?? "Too many requests", retryAfter),
+        });
+        return reply.code(429).send(restErrorBody(error, String(req.id)).body);
       }
       return reply.code(status).send({
         error: {

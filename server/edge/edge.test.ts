@@ -187,6 +187,36 @@ describe("rate limiting across instances", () => {
     expect((await fetch(`${a}/healthz`)).status).toBe(200);
   });
 
+  it("the REST API under /api/v1 draws on the same budget as /trpc, with the REST error shape", async () => {
+    const limits = { perIp: 6, perSession: 1000, perApiKey: 1000, windowSeconds: 60 };
+    const a = await start({ rateLimit: { db: h.testDb.handle.db, ...limits } });
+    const b = await start({ rateLimit: { db: second.db, ...limits } });
+    const patient = "/api/v1/patients/018f0000-0000-7000-8000-000000000000";
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 10; i++) {
+      // Alternating protocols and instances: one budget per caller, whichever door it uses.
+      const res = await fetch(i % 2 ? `${a}${patient}` : `${b}/trpc/auth.me`);
+      statuses.push(res.status);
+      if (res.status === 429 && i % 2 && !limited) limited = res;
+      else await res.arrayBuffer();
+    }
+    expect(statuses.slice(0, 6).every((s) => s !== 429)).toBe(true);
+    expect(statuses.slice(6)).toEqual([429, 429, 429, 429]);
+    expect(limited).toBeDefined();
+    const retry = Number(limited?.headers.get("retry-after"));
+    expect(retry).toBeGreaterThan(0);
+    const body = (await limited?.json()) as { error: Record<string, unknown> };
+    expect(body.error).toMatchObject({
+      code: "TOO_MANY_REQUESTS",
+      httpStatus: 429,
+      retryAfterSeconds: retry,
+    });
+    expect(typeof body.error.requestId).toBe("string");
+    // The reference docs are not API traffic.
+    expect((await fetch(`${a}/openapi.json`)).status).toBe(200);
+  });
+
   it("a service API key has its own, larger bucket", async () => {
     const limits = { perIp: 5, perSession: 5, perApiKey: 50, windowSeconds: 60 };
     const a = await start({ rateLimit: { db: h.testDb.handle.db, ...limits } });

@@ -31,8 +31,12 @@ export const DOCS_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
   "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/** REST error body (ADR 0010): `{ error: { code, message, httpStatus, requestId, issues, reason, retryAfterSeconds } }`. */
-function errorBody(error: TRPCError, requestId: string) {
+/**
+ * REST error body (ADR 0010): `{ status, body: { error: { code, message, httpStatus, requestId,
+ * issues, reason, retryAfterSeconds } } }` for a TRPCError; used here and for the shared rate
+ * limiter's 429 on `/api/v1` (http.ts).
+ */
+export function restErrorBody(error: TRPCError, requestId: string) {
   const { message, data } = describeError(error, requestId);
   return { status: data.httpStatus, body: { error: { ...data, message } } };
 }
@@ -69,7 +73,7 @@ export async function openApiPlugin(
         if (!options.isCsrfSafe(req)) {
           // req.log already carries reqId (a second one would repeat the key in the JSON line).
           req.log.warn("cross-origin cookie request refused (REST)");
-          const { status, body } = errorBody(
+          const { status, body } = restErrorBody(
             new TRPCError({ code: "FORBIDDEN", message: "Cross-origin request refused" }),
             String(req.id),
           );
@@ -105,7 +109,7 @@ export async function openApiPlugin(
           return reply.code(200).send(output);
         } catch (err) {
           const error = toTRPCError(err);
-          const { status, body } = errorBody(error, String(req.id));
+          const { status, body } = restErrorBody(error, String(req.id));
           if (error.cause instanceof TooManyRequestsError)
             void reply.header("retry-after", String(error.cause.retryAfterSeconds));
           else if (body.error.retryAfterSeconds)
