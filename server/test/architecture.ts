@@ -56,9 +56,15 @@ const RPC_FILES = new Set([
 const SDK_TYPE_SOURCES = new Set(["server/router.ts", "server/api-boundary.ts"]);
 /**
  * The HTTP edge and the wiring of a whole server: Fastify setup, the admin panel's static files,
- * and the REST/OpenAPI door (`server/openapi/`, a second transport over the same procedures).
+ * the security headers hook, and the REST/OpenAPI door (`server/openapi/`, a second transport over
+ * the same procedures).
  */
-const TRANSPORT_FILES = new Set(["server/http.ts", "server/app.ts", "server/admin-static.ts"]);
+const TRANSPORT_FILES = new Set([
+  "server/http.ts",
+  "server/app.ts",
+  "server/admin-static.ts",
+  "server/security-headers.ts",
+]);
 const TRANSPORT_FOLDERS = ["server/openapi/"];
 /** Transport a domain's service code must never import (routers may import `trpc.ts`). */
 const TRANSPORT_MODULES = new Set(["server/trpc.ts", "server/context.ts", "server/http.ts"]);
