@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { eq, inArray } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { organizations, reminders } from "../../db/schema/index.ts";
 import { DEFAULT_REMINDER_SETTINGS } from "../../server/reminders/settings.ts";
@@ -233,13 +233,14 @@ describe("many workers at once", () => {
 });
 
 describe("a worker killed mid-batch", () => {
-  it("SIGKILL: after the lease expires another worker delivers the rest; duplicates ≤ the dead worker's concurrency", async () => {
+  it("SIGKILL: after the lease expires another worker delivers the rest; duplicates ≤ the dead worker's batch size", async () => {
     const { organizationId, key } = await clinic();
     const seeded = await seedDueReminders(h.deps, { organizationId, count: 300, now: h.clock.now });
     const concurrency = 4;
+    const batchSize = 40;
     const env = {
       HAVEN_REMINDER_CONCURRENCY: String(concurrency),
-      HAVEN_REMINDER_BATCH_SIZE: "40",
+      HAVEN_REMINDER_BATCH_SIZE: String(batchSize),
       HAVEN_REMINDER_LEASE_SECONDS: "2",
     };
     // A slow relay keeps sends in flight, so the kill lands mid-batch with work in every state.
@@ -263,12 +264,13 @@ describe("a worker killed mid-batch", () => {
     expect(early.claimed).toBe(afterKill.filter((r) => r.status === "pending").length);
 
     // The possible duplicates: orphaned claims whose message the relay had already accepted
-    // (handed over by the dead worker, never reported). At most one per send lane.
+    // (handed over by the dead worker, never reported): the send lanes, the reports in the
+    // in-flight completeMany and those queued behind it, all of one claim (ADR 0004 decision 4).
     const wanted = new Set(orphaned.map((o) => messageIdOf(o.id)));
     const acceptedOrphans = [...countsById(messagesFor(seeded)).keys()].filter((id) =>
       wanted.has(id),
     );
-    expect(acceptedOrphans.length).toBeLessThanOrEqual(concurrency);
+    expect(acceptedOrphans.length).toBeLessThanOrEqual(batchSize);
 
     // Lease (2 s on Haven's clock) runs out; the next worker reclaims and delivers the rest.
     h.clock.now = new Date(h.clock.now.getTime() + 3_000);
@@ -284,13 +286,94 @@ describe("a worker killed mid-batch", () => {
     expect([...counts.values()].every((n) => n <= 2)).toBe(true);
     // Exactly those accepted-but-unreported messages were sent twice, nothing else.
     expect(new Set(duplicated)).toEqual(new Set(acceptedOrphans));
-    expect(duplicated.length).toBeLessThanOrEqual(concurrency);
+    expect(duplicated.length).toBeLessThanOrEqual(batchSize);
     for (const r of rows.filter((x) => wanted.has(messageIdOf(x.id)))) {
       expect(r.attempts).toBe(2); // the dead worker's claim counted
     }
     console.log(
       `[reminders] kill test: ${orphaned.length} claims orphaned by SIGKILL, ` +
-        `${duplicated.length} delivered twice (bound: concurrency ${concurrency})`,
+        `${duplicated.length} delivered twice (bound: batch size ${batchSize}; concurrency ${concurrency})`,
+    );
+  }, 120_000);
+
+  it("SIGKILL with a completeMany held in flight: the reports queued behind it are the only duplicates, ≤ the batch size", async () => {
+    const { organizationId, key } = await clinic();
+    const seeded = await seedDueReminders(h.deps, { organizationId, count: 90, now: h.clock.now });
+    const concurrency = 3;
+    const batchSize = 30;
+    const env = {
+      HAVEN_REMINDER_CONCURRENCY: String(concurrency),
+      HAVEN_REMINDER_BATCH_SIZE: String(batchSize),
+      HAVEN_REMINDER_LEASE_SECONDS: "2",
+    };
+    await sink.command({ delayMs: 10 });
+    const before = sink.messages.length;
+    const doomed = cron(key, env);
+    await sink.waitForMessages(before + 3);
+
+    // Hold every UPDATE of `reminders` (SHARE lock): the worker's next completeMany takes its row
+    // locks and then waits on its UPDATE, in flight, while the lanes send the rest of the batch
+    // and queue their reports behind it. Claims wait too (their UPDATE), so nothing else moves.
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let locked = () => {};
+    const isLocked = new Promise<void>((r) => {
+      locked = r;
+    });
+    const holder = h.deps.db.transaction(async (tx) => {
+      await tx.execute(sql`LOCK TABLE reminders IN SHARE MODE`);
+      locked();
+      await released;
+    });
+    await isLocked;
+    // Wait until the worker has nothing left to send: all of its claim is sent or stuck.
+    let seen = -1;
+    while (seen !== sink.messages.length) {
+      seen = sink.messages.length;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    doomed.child.kill("SIGKILL");
+    expect(await doomed.exit).toBe(-1);
+    release();
+    await holder;
+    await sink.command({ delayMs: 0 });
+    // The call that was in flight may still commit on Haven's side: wait until the rows settle.
+    let snapshot = "";
+    let afterKill = await statuses(seeded);
+    while (snapshot !== JSON.stringify(afterKill.map((r) => [r.id, r.status]))) {
+      snapshot = JSON.stringify(afterKill.map((r) => [r.id, r.status]));
+      await new Promise((r) => setTimeout(r, 300));
+      afterKill = await statuses(seeded);
+    }
+
+    const orphaned = afterKill.filter((r) => r.status === "claimed");
+    const wanted = new Set(orphaned.map((o) => messageIdOf(o.id)));
+    const acceptedOrphans = [...countsById(messagesFor(seeded)).keys()].filter((id) =>
+      wanted.has(id),
+    );
+    // The scenario really had reports queued behind an in-flight call: more accepted-unreported
+    // messages than send lanes (the pre-amendment bound), yet within the new one.
+    expect(acceptedOrphans.length).toBeGreaterThan(concurrency);
+    expect(acceptedOrphans.length).toBeLessThanOrEqual(batchSize);
+    const sentBeforeKill = afterKill.filter((r) => r.status === "sent").length;
+
+    h.clock.now = new Date(h.clock.now.getTime() + 3_000);
+    await finished(cron(key, env));
+    const rows = await statuses(seeded);
+    expect(rows.every((r) => r.status === "sent")).toBe(true);
+    const counts = countsById(messagesFor(seeded));
+    expect(counts.size).toBe(90);
+    expect([...counts.values()].every((n) => n <= 2)).toBe(true);
+    const duplicated = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
+    // A report that reached Haven (even from the call in flight at the kill) is never re-sent.
+    expect(new Set(duplicated)).toEqual(new Set(acceptedOrphans));
+    expect(duplicated.length).toBeLessThanOrEqual(batchSize);
+    console.log(
+      `[reminders] kill test, completeMany in flight: ${sentBeforeKill} reported before/at the kill, ` +
+        `${orphaned.length} claims orphaned, ${duplicated.length} delivered twice ` +
+        `(bound: batch size ${batchSize}; concurrency ${concurrency})`,
     );
   }, 120_000);
 
