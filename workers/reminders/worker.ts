@@ -81,15 +81,18 @@ const MAX_REPORTS_PER_CALL = 500;
  * throw; `submit`'s promise resolves once the call carrying the report has returned (or given up).
  */
 export class ReportGroupCommit<T> {
-  private queue: { item: T; done: () => void }[] = [];
+  private queue: { item: T; done: (err?: unknown) => void }[] = [];
   private inFlight = false;
 
   constructor(private readonly flush: (batch: readonly T[]) => Promise<void>) {}
 
-  /** Queue `item`; resolves when the call that carried it has settled. */
+  /**
+   * Queue `item`; resolves when the call that carried it has settled (rejects with the error if
+   * `flush` broke its contract and threw; the reports after it are still sent).
+   */
   submit(item: T): Promise<void> {
-    return new Promise<void>((done) => {
-      this.queue.push({ item, done });
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ item, done: (err) => (err === undefined ? resolve() : reject(err)) });
       if (!this.inFlight) void this.pump();
     });
   }
@@ -104,11 +107,13 @@ export class ReportGroupCommit<T> {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, MAX_REPORTS_PER_CALL);
+        let failure: unknown;
         try {
           await this.flush(batch.map((b) => b.item));
-        } finally {
-          for (const b of batch) b.done();
+        } catch (err) {
+          failure = err ?? new Error("flush failed");
         }
+        for (const b of batch) b.done(failure);
       }
     } finally {
       this.inFlight = false;
