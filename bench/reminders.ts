@@ -12,6 +12,7 @@
  * creates and drops its own database.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import postgres from "postgres";
@@ -47,6 +48,35 @@ const haven = await startHaven(
   { logDestination: silent, database },
 );
 
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+
+/** utime+stime (ms) of a /proc stat line, and of its waited-for children (cutime+cstime). */
+function procCpuMs(pid: number | "self"): { own: number; children: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields after ")": state(3) … utime(14) stime(15) cutime(16) cstime(17), 0-based from state
+    return {
+      own: (Number(f[11]) + Number(f[12])) * TICK_MS,
+      children: (Number(f[13]) + Number(f[14])) * TICK_MS,
+    };
+  } catch {
+    return null; // not Linux, or the process is gone
+  }
+}
+
+/** CPU ms of every Postgres backend serving the bench database (only on the same machine). */
+async function postgresCpu(): Promise<Map<number, number>> {
+  const rows = await admin<{ pid: number }[]>`
+    select pid from pg_stat_activity where datname = ${dbName}`;
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    const c = procCpuMs(pid);
+    if (c) out.set(pid, c.own);
+  }
+  return out;
+}
+
 async function measure(workers: number, orgId: string, key: string): Promise<number> {
   const deps = haven.services.deps;
   await seedDueReminders(deps, { organizationId: orgId, count: total, now: deps.now() });
@@ -55,6 +85,8 @@ async function measure(workers: number, orgId: string, key: string): Promise<num
     HAVEN_REMINDER_BATCH_SIZE: process.env.BENCH_REMINDER_BATCH_SIZE ?? "50",
     LOG_LEVEL: "info",
   };
+  const pgBefore = await postgresCpu();
+  const childrenBefore = procCpuMs("self")?.children ?? Number.NaN;
   const elu = performance.eventLoopUtilization();
   const cpu = process.cpuUsage();
   const wall = performance.now();
@@ -64,6 +96,9 @@ async function measure(workers: number, orgId: string, key: string): Promise<num
   const codes = await Promise.all(procs.map((p) => p.exit));
   const busy = performance.eventLoopUtilization(elu).utilization;
   const used = process.cpuUsage(cpu);
+  const workersMs = (procCpuMs("self")?.children ?? Number.NaN) - childrenBefore;
+  let pgMs = 0;
+  for (const [pid, ms] of await postgresCpu()) pgMs += ms - (pgBefore.get(pid) ?? 0);
   const cpuShare = (used.user + used.system) / 1000 / (performance.now() - wall);
   if (codes.some((c) => c !== 0)) {
     throw new Error(`a worker failed: ${procs.map((p) => p.stderr()).join("\n")}`);
@@ -79,7 +114,9 @@ async function measure(workers: number, orgId: string, key: string): Promise<num
     `${workers} worker(s): ${total} reminders in ${ms} ms = ${rate.toFixed(0)} reminders/s ` +
       `(per worker: ${summaries.map((s) => s.sent).join(", ")}); Haven server: event loop ` +
       `${(busy * 100).toFixed(0)}% busy, ${(cpuShare * 100).toFixed(0)}% of a core (incl. worker start-up), ` +
-      `${cpuMsPerReminder.toFixed(3)} ms CPU per reminder`,
+      `${cpuMsPerReminder.toFixed(3)} ms CPU per reminder; Postgres backends ` +
+      `${(pgMs / total).toFixed(3)} ms, cron processes ${(workersMs / total).toFixed(3)} ms ` +
+      `(incl. their start-up) per reminder`,
   );
   return rate;
 }
