@@ -33,7 +33,7 @@ it("stores the same columns as the single-row INSERT, nulls, quotes and unicode 
       resourceId: uuidv7(),
       patientId: null,
       outcome: "error" as const,
-      reason: "quote ' and \" and \\ and ünïcødé ✓",
+      reason: "quote ' and \" and \\ and ünïcødé ✓ and a lone surrogate \uD800 here",
       ip: "::ffff:127.0.0.1",
       requestId: "req-1",
       details: { outcome: "sent", attempt: 2, ok: false, none: null, text: "a\"b'c\n" },
@@ -84,6 +84,9 @@ it("stores the same columns as the single-row INSERT, nulls, quotes and unicode 
   const fromMany = await read(many.map((r) => r.id));
   const fromSingle = await read(single.map((r) => r.id));
   expect(fromMany).toEqual(fromSingle);
-  expect(fromMany[0]).toMatchObject({ occurredAt: at, reason: variants[0]?.reason ?? "?" });
+  expect(fromMany[0]).toMatchObject({
+    occurredAt: at,
+    reason: "quote ' and \" and \\ and ünïcødé ✓ and a lone surrogate \uFFFD here",
+  });
   expect(fromMany[1]).toMatchObject({ details: null, actorRole: null });
 });

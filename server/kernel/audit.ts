@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import type { Database, Executor } from "../../db/client.ts";
+import { recordsetJson } from "../../db/rows.ts";
 import { auditEvents } from "../../db/schema/index.ts";
 import type { AuditAction, AuditOutcome } from "./audit-actions.ts";
 import type { Role } from "./roles.ts";
@@ -72,7 +73,7 @@ export async function insertAuditRows(db: Executor, rows: readonly AuditRow[]): 
     await db.insert(auditEvents).values(rows as AuditRow[]);
     return;
   }
-  const json = JSON.stringify(
+  const json = recordsetJson(
     rows.map((r) => ({
       id: r.id,
       occurred_at: r.occurredAt.toISOString(),

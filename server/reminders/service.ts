@@ -2,6 +2,7 @@ import { and, desc, eq, inArray, lte, sql } from "drizzle-orm";
 import { Temporal } from "temporal-polyfill";
 import type { z } from "zod";
 import type { Executor } from "../../db/client.ts";
+import { recordsetJson } from "../../db/rows.ts";
 import { appointments, organizations, patients, reminders } from "../../db/schema/index.ts";
 import { DecryptionError } from "../crypto/envelope.ts";
 import type { ServiceDeps } from "../deps.ts";
@@ -628,7 +629,7 @@ export async function completeReminders(
               updatedAt: now,
             })
             .from(
-              sql`jsonb_to_recordset(${JSON.stringify(
+              sql`jsonb_to_recordset(${recordsetJson(
                 changes.map((c) => ({
                   id: c.id,
                   status: c.status,
