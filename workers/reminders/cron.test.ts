@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { organizations, reminders } from "../../db/schema/index.ts";
 import { DEFAULT_REMINDER_SETTINGS } from "../../server/reminders/settings.ts";
@@ -195,6 +195,21 @@ describe("delivery through a real SMTP server", () => {
   });
 });
 
+/**
+ * Statuses once they stop changing: a report call in flight when its worker was killed may still
+ * commit on Haven's side (it carries up to a batch of reports), so a snapshot taken at once could
+ * show claims as orphaned that are about to be reported.
+ */
+async function settledStatuses(seeded: { reminderId: string }[]) {
+  let rows = await statuses(seeded);
+  for (;;) {
+    const before = JSON.stringify(rows.map((r) => [r.id, r.status]).sort());
+    await new Promise((r) => setTimeout(r, 300));
+    rows = await statuses(seeded);
+    if (JSON.stringify(rows.map((r) => [r.id, r.status]).sort()) === before) return rows;
+  }
+}
+
 describe("many workers at once", () => {
   it("2,000 due reminders, four cron processes: every reminder delivered exactly once", async () => {
     const { organizationId, key } = await clinic();
@@ -252,7 +267,7 @@ describe("a worker killed mid-batch", () => {
     expect(await doomed.exit).toBe(-1);
     await sink.command({ delayMs: 0 });
 
-    const afterKill = await statuses(seeded);
+    const afterKill = await settledStatuses(seeded);
     const orphaned = afterKill.filter((r) => r.status === "claimed");
     expect(orphaned.length).toBeGreaterThan(0);
     const orphanIds = orphaned.map((o) => ({ reminderId: o.id }));
@@ -311,42 +326,52 @@ describe("a worker killed mid-batch", () => {
     const doomed = cron(key, env);
     await sink.waitForMessages(before + 3);
 
-    // Hold every UPDATE of `reminders` (SHARE lock): the worker's next completeMany takes its row
-    // locks and then waits on its UPDATE, in flight, while the lanes send the rest of the batch
-    // and queue their reports behind it. Claims wait too (their UPDATE), so nothing else moves.
+    // Hold the rows of the current claim (FOR UPDATE): the worker's next completeMany blocks on
+    // them, in flight, while the lanes send the rest of the batch and queue their reports behind
+    // it. Claims are NOT blocked (the rest of the queue is free), so a worker that claimed its
+    // next batch before the reports of this one settled would send it too and exceed the bound.
     let release = () => {};
     const released = new Promise<void>((r) => {
       release = r;
     });
-    let locked = () => {};
-    const isLocked = new Promise<void>((r) => {
+    let locked = (_n: number) => {};
+    const isLocked = new Promise<number>((r) => {
       locked = r;
     });
     const holder = h.deps.db.transaction(async (tx) => {
-      await tx.execute(sql`LOCK TABLE reminders IN SHARE MODE`);
-      locked();
+      const held = await tx
+        .select({ id: reminders.id })
+        .from(reminders)
+        .where(
+          and(
+            inArray(
+              reminders.id,
+              seeded.map((x) => x.reminderId),
+            ),
+            eq(reminders.status, "claimed"),
+          ),
+        )
+        .for("update");
+      locked(held.length);
       await released;
     });
-    await isLocked;
-    // Wait until the worker has nothing left to send: all of its claim is sent or stuck.
-    let seen = -1;
-    while (seen !== sink.messages.length) {
-      seen = sink.messages.length;
-      await new Promise((r) => setTimeout(r, 400));
+    try {
+      expect(await isLocked).toBeGreaterThan(concurrency);
+      // Wait until the worker has nothing left to send: all of its claim is sent or stuck.
+      let seen = -1;
+      while (seen !== sink.messages.length) {
+        seen = sink.messages.length;
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      doomed.child.kill("SIGKILL");
+      expect(await doomed.exit).toBe(-1);
+    } finally {
+      release(); // never leave the row locks behind, or every later test (and close) would wait
+      await holder;
     }
-    doomed.child.kill("SIGKILL");
-    expect(await doomed.exit).toBe(-1);
-    release();
-    await holder;
     await sink.command({ delayMs: 0 });
     // The call that was in flight may still commit on Haven's side: wait until the rows settle.
-    let snapshot = "";
-    let afterKill = await statuses(seeded);
-    while (snapshot !== JSON.stringify(afterKill.map((r) => [r.id, r.status]))) {
-      snapshot = JSON.stringify(afterKill.map((r) => [r.id, r.status]));
-      await new Promise((r) => setTimeout(r, 300));
-      afterKill = await statuses(seeded);
-    }
+    const afterKill = await settledStatuses(seeded);
 
     const orphaned = afterKill.filter((r) => r.status === "claimed");
     const wanted = new Set(orphaned.map((o) => messageIdOf(o.id)));
