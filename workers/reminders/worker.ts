@@ -245,13 +245,22 @@ export async function runOnce(opts: WorkerOptions): Promise<RunSummary> {
 
   const reports = new ReportGroupCommit<PendingReport>(sendBatch);
   let inBatch: Promise<void>[] = [];
-  const report = (r: Claimed, body: Report, deadline: number): void => {
-    inBatch.push(reports.submit({ r, body, deadline }));
+  /**
+   * Report one outcome through the group commit and wait until the call carrying it has settled.
+   * A send lane awaits this before it takes its next reminder, so each lane holds at most one
+   * message the relay accepted and Haven has not recorded: a worker killed at any instant leaves at
+   * most `concurrency` such messages (ADR 0004 decision 4), while the reports of all lanes still
+   * share one `completeMany` call.
+   */
+  const report = (r: Claimed, body: Report, deadline: number): Promise<void> => {
+    const settled = reports.submit({ r, body, deadline });
+    inBatch.push(settled);
+    return settled;
   };
 
   const handle = async (r: Claimed, sendDeadline: number, leaseEnd: number): Promise<void> => {
     if (opts.signal.aborted || clock() > sendDeadline) {
-      report(r, { outcome: "released" }, leaseEnd);
+      await report(r, { outcome: "released" }, leaseEnd);
       return;
     }
     let message: ReturnType<typeof renderReminder>;
@@ -270,7 +279,7 @@ export async function runOnce(opts: WorkerOptions): Promise<RunSummary> {
     } catch (err) {
       // e.g. a time zone this Node.js does not know: no retry can fix it; staff see a dead letter.
       opts.log.error({ reminderId: r.id, err }, "reminder could not be rendered");
-      report(r, { outcome: "failed", error: "render_error" }, leaseEnd);
+      await report(r, { outcome: "failed", error: "render_error" }, leaseEnd);
       return;
     }
     let body: Report;
@@ -293,7 +302,7 @@ export async function runOnce(opts: WorkerOptions): Promise<RunSummary> {
       );
       body = { outcome: c.outcome, error: c.code };
     }
-    report(r, body, leaseEnd);
+    await report(r, body, leaseEnd);
   };
 
   try {
@@ -320,8 +329,8 @@ export async function runOnce(opts: WorkerOptions): Promise<RunSummary> {
         },
       );
       await Promise.all(lanes);
-      // Every report of this claim is settled before the next claim: this is what bounds the
-      // accepted-but-unreported messages by the batch size (ADR 0004 decision 4).
+      // Every report of this claim is settled before the next claim (each lane already waited for
+      // its own; this also covers the released ones).
       const settled = inBatch;
       inBatch = [];
       await Promise.all(settled);
