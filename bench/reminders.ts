@@ -6,11 +6,13 @@
  * loop is saturated, more workers cannot help and more app instances would. A run's time is the cron's own `elapsedMs` (first claim to last
  * report; process start-up excluded); for 4 workers, the slowest worker's.
  *
- * Usage: `npx tsx bench/reminders.ts [reminders=4000] [rounds=2]`
+ * Usage: `npx tsx bench/reminders.ts [reminders=4000] [rounds=2]`; the workers' claim size and send
+ * lanes default to 50 and 8 (`BENCH_REMINDER_BATCH_SIZE`, `BENCH_REMINDER_CONCURRENCY`).
  * Needs PostgreSQL at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); it
  * creates and drops its own database.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import postgres from "postgres";
@@ -46,14 +48,45 @@ const haven = await startHaven(
   { logDestination: silent, database },
 );
 
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+
+/** utime+stime (ms) of a /proc stat line, and of its waited-for children (cutime+cstime). */
+function procCpuMs(pid: number | "self"): { own: number; children: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields after ")": state(3) … utime(14) stime(15) cutime(16) cstime(17), 0-based from state
+    return {
+      own: (Number(f[11]) + Number(f[12])) * TICK_MS,
+      children: (Number(f[13]) + Number(f[14])) * TICK_MS,
+    };
+  } catch {
+    return null; // not Linux, or the process is gone
+  }
+}
+
+/** CPU ms of every Postgres backend serving the bench database (only on the same machine). */
+async function postgresCpu(): Promise<Map<number, number>> {
+  const rows = await admin<{ pid: number }[]>`
+    select pid from pg_stat_activity where datname = ${dbName}`;
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    const c = procCpuMs(pid);
+    if (c) out.set(pid, c.own);
+  }
+  return out;
+}
+
 async function measure(workers: number, orgId: string, key: string): Promise<number> {
   const deps = haven.services.deps;
   await seedDueReminders(deps, { organizationId: orgId, count: total, now: deps.now() });
   const env = {
-    HAVEN_REMINDER_CONCURRENCY: "8",
-    HAVEN_REMINDER_BATCH_SIZE: "50",
+    HAVEN_REMINDER_CONCURRENCY: process.env.BENCH_REMINDER_CONCURRENCY ?? "8",
+    HAVEN_REMINDER_BATCH_SIZE: process.env.BENCH_REMINDER_BATCH_SIZE ?? "50",
     LOG_LEVEL: "info",
   };
+  const pgBefore = await postgresCpu();
+  const childrenBefore = procCpuMs("self")?.children ?? Number.NaN;
   const elu = performance.eventLoopUtilization();
   const cpu = process.cpuUsage();
   const wall = performance.now();
@@ -63,6 +96,9 @@ async function measure(workers: number, orgId: string, key: string): Promise<num
   const codes = await Promise.all(procs.map((p) => p.exit));
   const busy = performance.eventLoopUtilization(elu).utilization;
   const used = process.cpuUsage(cpu);
+  const workersMs = (procCpuMs("self")?.children ?? Number.NaN) - childrenBefore;
+  let pgMs = 0;
+  for (const [pid, ms] of await postgresCpu()) pgMs += ms - (pgBefore.get(pid) ?? 0);
   const cpuShare = (used.user + used.system) / 1000 / (performance.now() - wall);
   if (codes.some((c) => c !== 0)) {
     throw new Error(`a worker failed: ${procs.map((p) => p.stderr()).join("\n")}`);
@@ -72,10 +108,15 @@ async function measure(workers: number, orgId: string, key: string): Promise<num
   if (sent !== total) throw new Error(`expected ${total} sent, got ${sent}`);
   const ms = Math.max(...summaries.map((s) => s.elapsedMs));
   const rate = (total / ms) * 1000;
+  // CPU time is far less sensitive to a shared machine's load than the rate: compare this first.
+  const cpuMsPerReminder = (used.user + used.system) / 1000 / total;
   console.log(
     `${workers} worker(s): ${total} reminders in ${ms} ms = ${rate.toFixed(0)} reminders/s ` +
       `(per worker: ${summaries.map((s) => s.sent).join(", ")}); Haven server: event loop ` +
-      `${(busy * 100).toFixed(0)}% busy, ${(cpuShare * 100).toFixed(0)}% of a core (incl. worker start-up)`,
+      `${(busy * 100).toFixed(0)}% busy, ${(cpuShare * 100).toFixed(0)}% of a core (incl. worker start-up), ` +
+      `${cpuMsPerReminder.toFixed(3)} ms CPU per reminder; Postgres backends ` +
+      `${(pgMs / total).toFixed(3)} ms, cron processes ${(workersMs / total).toFixed(3)} ms ` +
+      `(incl. their start-up) per reminder`,
   );
   return rate;
 }

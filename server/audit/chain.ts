@@ -137,7 +137,20 @@ export async function sealAuditChain(db: Database, options: SealOptions = {}): P
         links.push({ seq, eventId: event.id, prevHash: prev, hash });
         prev = hash;
       }
-      if (links.length > 0) await tx.insert(auditChain).values(links);
+      // One jsonb parameter instead of 4 per link: drizzle building a 2,000-link INSERT parameter
+      // by parameter was most of the sealer's CPU (bench/results/optimisations.md §12).
+      if (links.length > 0) {
+        await tx.insert(auditChain).select(
+          sql`select l.seq, l.event_id, l.prev_hash, l.hash, now() from jsonb_to_recordset(${JSON.stringify(
+            links.map((l) => ({
+              seq: l.seq,
+              event_id: l.eventId,
+              prev_hash: l.prevHash,
+              hash: l.hash,
+            })),
+          )}::jsonb) as l(seq bigint, event_id uuid, prev_hash text, hash text)`,
+        );
+      }
       return {
         count: links.length,
         head: current || links.length > 0 ? { seq, hash: prev } : null,

@@ -145,4 +145,15 @@ export const REST_OPERATIONS: readonly RestOperation[] = [
     pathParams: ["id"],
     authenticated: true,
   },
+  {
+    operationId: "completeReminders",
+    method: "post",
+    path: "/reminders/complete",
+    procedure: "reminders.completeMany",
+    tag: "reminders",
+    summary:
+      "Report up to 500 leased reminders' outcomes in one call; each is applied or refused (stale claim, unknown id) on its own.",
+    pathParams: [],
+    authenticated: true,
+  },
 ];

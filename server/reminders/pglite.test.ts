@@ -3,7 +3,7 @@ import { type DatabaseHandle, openDatabase } from "../../db/client.ts";
 import type { AuditActor } from "../kernel/audit.ts";
 import { testCrypto } from "../test/db.ts";
 import { makeOrganization, makeUser } from "../test/factory.ts";
-import { claimDue, completeReminder, reminderStats } from "./service.ts";
+import { claimDue, completeReminder, completeReminders, reminderStats } from "./service.ts";
 import { DEFAULT_REMINDER_SETTINGS } from "./settings.ts";
 import { seedDueReminders } from "./test/fixtures.ts";
 
@@ -65,4 +65,16 @@ it("claims, completes and counts on PGlite", async () => {
   });
   const again = await claimDue(deps, DEFAULT_REMINDER_SETTINGS, actor, audit, input);
   expect(again.reminders.map((r) => r.attempt)).toEqual([2, 2]);
+  // completeMany's set-based UPDATE … FROM jsonb_to_recordset and multi-row audit INSERT.
+  const [b, c] = again.reminders;
+  const many = await completeReminders(deps, DEFAULT_REMINDER_SETTINGS, actor, audit, {
+    items: [
+      { id: b?.id as string, version: b?.version as number, outcome: "retry", error: "smtp_451" },
+      { id: c?.id as string, version: (c?.version as number) - 1, outcome: "sent" },
+    ],
+  });
+  expect(many.results).toEqual([
+    expect.objectContaining({ ok: true, status: "pending", attempts: 2 }),
+    { ok: false, id: c?.id, code: "CONFLICT", reason: "stale_claim" },
+  ]);
 });

@@ -3,6 +3,8 @@ import {
   claimDueInput,
   claimDueOutput,
   completeInput,
+  completeManyInput,
+  completeManyOutput,
   completeOutput,
   listInput,
   listOutput,
@@ -14,6 +16,7 @@ import {
 import {
   claimDue,
   completeReminder,
+  completeReminders,
   listReminders,
   reminderStats,
   retryReminder,
@@ -50,6 +53,22 @@ export const remindersRouter = router({
     .output(completeOutput)
     .mutation(({ ctx, input }) =>
       completeReminder(ctx.deps, ctx.reminders, ctx.actor, ctx.auditActor, input),
+    ),
+
+  /**
+   * `reminders.completeMany` — `{ items: [1–500 × complete's input, ids unique] }` →
+   * `{ results: [{ ok: true, id, status, attempts, nextAttemptAt } | { ok: false, id,
+   * code: CONFLICT|NOT_FOUND, reason: stale_claim|not_found }] }` in input order. Many reports in
+   * one call and one transaction, each with `complete`'s semantics and audit; a stale or unknown
+   * report is refused on its own without failing the others. Same callers as `complete`.
+   * Errors (whole call): FORBIDDEN, UNAUTHORIZED, BAD_REQUEST (bounds, duplicate ids, any bad item).
+   */
+  completeMany: protectedProcedure
+    .meta({ roles: ["service"], scope: "reminders", phi: false })
+    .input(completeManyInput)
+    .output(completeManyOutput)
+    .mutation(({ ctx, input }) =>
+      completeReminders(ctx.deps, ctx.reminders, ctx.actor, ctx.auditActor, input),
     ),
 
   /**

@@ -83,6 +83,43 @@ export const completeOutput = z.object({
   nextAttemptAt: z.date().nullable(),
 });
 
+/** Most reports one `completeMany` call takes (the largest claim, `claimDue.limit` ≤ 500). */
+export const COMPLETE_MANY_MAX = 500;
+
+export const completeManyInput = z
+  .strictObject({
+    /** 1–500 reports, each exactly what `complete` takes; every `id` at most once. */
+    items: z.array(completeInput).min(1).max(COMPLETE_MANY_MAX),
+  })
+  .superRefine((v, ctx) => {
+    const seen = new Set<string>();
+    v.items.forEach((item, i) => {
+      if (seen.has(item.id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["items", i, "id"],
+          message: "each reminder at most once per call",
+        });
+      }
+      seen.add(item.id);
+    });
+  });
+
+/** One report's result, in input order: applied, or refused exactly as `complete` would refuse it. */
+export const completeManyResult = z.discriminatedUnion("ok", [
+  completeOutput.extend({ ok: z.literal(true) }),
+  z.object({
+    ok: z.literal(false),
+    id: z.uuid(),
+    /** The tRPC code `complete` would have thrown for this report. */
+    code: z.enum(["CONFLICT", "NOT_FOUND"]),
+    /** `stale_claim` (CONFLICT) or `not_found` (NOT_FOUND). */
+    reason: z.enum(["stale_claim", "not_found"]),
+  }),
+]);
+
+export const completeManyOutput = z.object({ results: z.array(completeManyResult) });
+
 export const statsInput = z.strictObject({}).optional();
 
 export const statsOutput = z.object({

@@ -2,6 +2,7 @@ import { and, desc, eq, inArray, lte, sql } from "drizzle-orm";
 import { Temporal } from "temporal-polyfill";
 import type { z } from "zod";
 import type { Executor } from "../../db/client.ts";
+import { recordsetJson } from "../../db/rows.ts";
 import { appointments, organizations, patients, reminders } from "../../db/schema/index.ts";
 import { DecryptionError } from "../crypto/envelope.ts";
 import type { ServiceDeps } from "../deps.ts";
@@ -22,6 +23,7 @@ import {
 } from "./policy.ts";
 import type {
   claimDueOutput,
+  completeManyOutput,
   completeOutput,
   listOutput,
   reminderListItem,
@@ -42,6 +44,7 @@ import type { ReminderSettings } from "./settings.ts";
 
 export type ClaimResult = z.infer<typeof claimDueOutput>;
 export type CompleteResult = z.infer<typeof completeOutput>;
+export type CompleteManyResult = z.infer<typeof completeManyOutput>;
 export type ReminderStats = z.infer<typeof statsOutput>;
 export type ReminderPage = z.infer<typeof listOutput>;
 type ReminderListItem = z.infer<typeof reminderListItem>;
@@ -480,6 +483,222 @@ export async function completeReminder(
     }
     throw err;
   }
+}
+
+/** One report, exactly as `reminders.complete` takes it. */
+export interface CompletionReport {
+  id: string;
+  version: number;
+  outcome: CompletionOutcome;
+  providerMessageId?: string | undefined;
+  error?: string | undefined;
+}
+
+/** The columns a report leaves on a claimed row besides `lease_until` (null) and `updated_at`. */
+interface CompletedColumns {
+  status: "sent" | "pending" | "failed";
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  sentAt: Date | null;
+  providerMessageId: string | null;
+}
+
+/**
+ * The full row state `completeReminder` leaves behind for `report` on a row currently holding
+ * `current` (columns `complete` does not set keep their value): the set-based `completeMany`
+ * writes exactly these values, so both paths agree column by column.
+ */
+function completedColumns(
+  current: Omit<CompletedColumns, "status">,
+  report: CompletionReport,
+  settings: ReminderSettings,
+  now: Date,
+): CompletedColumns {
+  const next = afterOutcome(current, report.outcome, report.error ?? null, settings, now);
+  switch (next.status) {
+    case "sent":
+      return {
+        ...current,
+        status: "sent",
+        sentAt: now,
+        providerMessageId: report.providerMessageId ?? null,
+        lastError: null,
+      };
+    case "pending":
+      return {
+        ...current,
+        status: "pending",
+        attempts: next.attempts,
+        nextAttemptAt: next.nextAttemptAt,
+        lastError: next.lastError,
+      };
+    case "failed":
+      return { ...current, status: "failed", lastError: next.lastError };
+    default: {
+      const unreachable: never = next;
+      return unreachable;
+    }
+  }
+}
+
+/**
+ * `reminders.completeMany`: report up to 500 claims' outcomes in one call and one transaction, each
+ * with exactly `reminders.complete`'s semantics (version = claim token check, backoff, attempt
+ * budget → `failed`, `released` uncounted) and audit (`reminder.complete`, outcome `allowed` per
+ * applied report, outcome `error` with `reason: stale_claim` per refused one — here in the same
+ * transaction). One report's refusal does not fail the others: results come back per report, in
+ * input order, `{ ok: true, id, status, attempts, nextAttemptAt }` or `{ ok: false, id, code:
+ * CONFLICT, reason: stale_claim }` (superseded claim) or `{ ok: false, id, code: NOT_FOUND,
+ * reason: not_found }` (unknown id or another organization's reminder; not audited, as in
+ * `complete`). Set-based: one locking SELECT (rows locked in id order, so concurrent calls cannot
+ * deadlock each other), one `UPDATE … FROM jsonb_to_recordset(…)`, one audit INSERT.
+ *
+ * @param input.items 1–500 reports, ids unique (checked by `completeManyInput`)
+ * @throws ForbiddenError when the caller is not a `service` account with the `reminders` scope
+ */
+export async function completeReminders(
+  deps: ServiceDeps,
+  settings: ReminderSettings,
+  actor: Actor,
+  audit: AuditActor,
+  input: { items: readonly CompletionReport[] },
+): Promise<CompleteManyResult> {
+  await assertCanWork(deps, actor, audit, "reminders.completeMany");
+  const now = deps.now();
+  return deps.db.transaction(async (tx) => {
+    const rows = await tx
+      .select({
+        id: reminders.id,
+        status: reminders.status,
+        version: reminders.version,
+        attempts: reminders.attempts,
+        nextAttemptAt: reminders.nextAttemptAt,
+        lastError: reminders.lastError,
+        sentAt: reminders.sentAt,
+        providerMessageId: reminders.providerMessageId,
+        patientId: appointments.patientId,
+      })
+      .from(reminders)
+      .innerJoin(appointments, eq(appointments.id, reminders.appointmentId))
+      .where(
+        and(
+          inArray(
+            reminders.id,
+            input.items.map((i) => i.id),
+          ),
+          eq(reminders.organizationId, actor.organizationId),
+        ),
+      )
+      .orderBy(reminders.id)
+      .for("no key update", { of: reminders });
+    const byId = new Map(rows.map((r) => [r.id, r]));
+
+    const events: AuditEvent[] = [];
+    const changes: (CompletedColumns & { id: string })[] = [];
+    for (const item of input.items) {
+      const row = byId.get(item.id);
+      if (!row) continue;
+      if (row.status !== "claimed" || row.version !== item.version) {
+        events.push({
+          action: "reminder.complete",
+          outcome: "error",
+          resourceType: "Reminder",
+          resourceId: item.id,
+          patientId: row.patientId,
+          details: { outcome: item.outcome, reason: "stale_claim", currentStatus: row.status },
+        });
+        continue;
+      }
+      changes.push({ id: item.id, ...completedColumns(row, item, settings, now) });
+    }
+
+    const updated =
+      changes.length === 0
+        ? []
+        : await tx
+            .update(reminders)
+            .set({
+              status: sql`v.status::reminder_status`,
+              attempts: sql`v.attempts`,
+              nextAttemptAt: sql`v.next_attempt_at`,
+              lastError: sql`v.last_error`,
+              sentAt: sql`v.sent_at`,
+              providerMessageId: sql`v.provider_message_id`,
+              leaseUntil: null,
+              updatedAt: now,
+            })
+            .from(
+              sql`jsonb_to_recordset(${recordsetJson(
+                changes.map((c) => ({
+                  id: c.id,
+                  status: c.status,
+                  attempts: c.attempts,
+                  next_attempt_at: c.nextAttemptAt.toISOString(),
+                  last_error: c.lastError,
+                  sent_at: c.sentAt?.toISOString() ?? null,
+                  provider_message_id: c.providerMessageId,
+                })),
+              )}::jsonb) as v(id uuid, status text, attempts int, next_attempt_at timestamptz, last_error text, sent_at timestamptz, provider_message_id text)`,
+            )
+            .where(sql`${reminders.id} = v.id`)
+            .returning({
+              id: reminders.id,
+              status: reminders.status,
+              attempts: reminders.attempts,
+              nextAttemptAt: reminders.nextAttemptAt,
+            });
+    if (updated.length !== changes.length) throw new Error("reminder vanished under its row lock");
+    const done = new Map(updated.map((u) => [u.id, u]));
+
+    for (const item of input.items) {
+      const row = byId.get(item.id);
+      const u = done.get(item.id);
+      if (!row || !u) continue;
+      events.push({
+        action: "reminder.complete",
+        outcome: "allowed",
+        resourceType: "Reminder",
+        resourceId: item.id,
+        patientId: row.patientId,
+        details: {
+          outcome: item.outcome,
+          attempt: row.attempts,
+          status: u.status,
+          error: item.error ?? null,
+        },
+      });
+    }
+    await recordAudit(tx, audit, events, now);
+
+    return {
+      results: input.items.map((item) => {
+        const u = done.get(item.id);
+        if (u) {
+          return {
+            ok: true as const,
+            id: u.id,
+            status: u.status,
+            attempts: u.attempts,
+            nextAttemptAt: u.status === "pending" ? u.nextAttemptAt : null,
+          };
+        }
+        return byId.has(item.id)
+          ? {
+              ok: false as const,
+              id: item.id,
+              code: "CONFLICT" as const,
+              reason: "stale_claim" as const,
+            }
+          : {
+              ok: false as const,
+              id: item.id,
+              code: "NOT_FOUND" as const,
+              reason: "not_found" as const,
+            };
+      }),
+    };
+  });
 }
 
 /**

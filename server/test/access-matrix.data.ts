@@ -80,6 +80,7 @@ export const ACCESS_MATRIX: Record<string, MatrixEntry> = {
   "access.myGrants": { roles: ["clinician"], row: "self" },
   "reminders.claimDue": { roles: ["service"], row: "org" },
   "reminders.complete": { roles: ["service"], row: "org" },
+  "reminders.completeMany": { roles: ["service"], row: "org" },
   "reminders.stats": { roles: FRONT_DESK, row: "org" },
   "reminders.list": { roles: FRONT_DESK, row: "org" },
   "reminders.retry": { roles: FRONT_DESK, row: "org" },

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { eq, inArray } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { organizations, reminders } from "../../db/schema/index.ts";
 import { DEFAULT_REMINDER_SETTINGS } from "../../server/reminders/settings.ts";
@@ -195,6 +195,21 @@ describe("delivery through a real SMTP server", () => {
   });
 });
 
+/**
+ * Statuses once they stop changing: a report call in flight when its worker was killed may still
+ * commit on Haven's side (it carries up to a batch of reports), so a snapshot taken at once could
+ * show claims as orphaned that are about to be reported.
+ */
+async function settledStatuses(seeded: { reminderId: string }[]) {
+  let rows = await statuses(seeded);
+  for (;;) {
+    const before = JSON.stringify(rows.map((r) => [r.id, r.status]).sort());
+    await new Promise((r) => setTimeout(r, 300));
+    rows = await statuses(seeded);
+    if (JSON.stringify(rows.map((r) => [r.id, r.status]).sort()) === before) return rows;
+  }
+}
+
 describe("many workers at once", () => {
   it("2,000 due reminders, four cron processes: every reminder delivered exactly once", async () => {
     const { organizationId, key } = await clinic();
@@ -237,9 +252,10 @@ describe("a worker killed mid-batch", () => {
     const { organizationId, key } = await clinic();
     const seeded = await seedDueReminders(h.deps, { organizationId, count: 300, now: h.clock.now });
     const concurrency = 4;
+    const batchSize = 40;
     const env = {
       HAVEN_REMINDER_CONCURRENCY: String(concurrency),
-      HAVEN_REMINDER_BATCH_SIZE: "40",
+      HAVEN_REMINDER_BATCH_SIZE: String(batchSize),
       HAVEN_REMINDER_LEASE_SECONDS: "2",
     };
     // A slow relay keeps sends in flight, so the kill lands mid-batch with work in every state.
@@ -251,7 +267,7 @@ describe("a worker killed mid-batch", () => {
     expect(await doomed.exit).toBe(-1);
     await sink.command({ delayMs: 0 });
 
-    const afterKill = await statuses(seeded);
+    const afterKill = await settledStatuses(seeded);
     const orphaned = afterKill.filter((r) => r.status === "claimed");
     expect(orphaned.length).toBeGreaterThan(0);
     const orphanIds = orphaned.map((o) => ({ reminderId: o.id }));
@@ -263,7 +279,8 @@ describe("a worker killed mid-batch", () => {
     expect(early.claimed).toBe(afterKill.filter((r) => r.status === "pending").length);
 
     // The possible duplicates: orphaned claims whose message the relay had already accepted
-    // (handed over by the dead worker, never reported). At most one per send lane.
+    // (handed over by the dead worker, never reported). At most one per send lane: a lane waits
+    // for the completeMany carrying its report before it sends again (ADR 0004 decision 4).
     const wanted = new Set(orphaned.map((o) => messageIdOf(o.id)));
     const acceptedOrphans = [...countsById(messagesFor(seeded)).keys()].filter((id) =>
       wanted.has(id),
@@ -290,7 +307,98 @@ describe("a worker killed mid-batch", () => {
     }
     console.log(
       `[reminders] kill test: ${orphaned.length} claims orphaned by SIGKILL, ` +
-        `${duplicated.length} delivered twice (bound: concurrency ${concurrency})`,
+        `${duplicated.length} delivered twice (bound: concurrency ${concurrency}; batch size ${batchSize})`,
+    );
+  }, 120_000);
+
+  it("SIGKILL with a completeMany held in flight: the lanes stop sending, duplicates stay ≤ the concurrency", async () => {
+    const { organizationId, key } = await clinic();
+    const seeded = await seedDueReminders(h.deps, { organizationId, count: 90, now: h.clock.now });
+    const concurrency = 3;
+    const batchSize = 30;
+    const env = {
+      HAVEN_REMINDER_CONCURRENCY: String(concurrency),
+      HAVEN_REMINDER_BATCH_SIZE: String(batchSize),
+      HAVEN_REMINDER_LEASE_SECONDS: "2",
+    };
+    await sink.command({ delayMs: 10 });
+    const before = sink.messages.length;
+    const doomed = cron(key, env);
+    await sink.waitForMessages(before + 3);
+
+    // Hold the rows of the current claim (FOR UPDATE): the worker's next completeMany blocks on
+    // them, in flight, and every lane whose report it carries (or that queues behind it) must stop
+    // sending. Claims are NOT blocked (the rest of the queue is free), so a worker that kept
+    // sending behind an unanswered report, or claimed ahead of it, would exceed the bound.
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let locked = (_n: number) => {};
+    const isLocked = new Promise<number>((r) => {
+      locked = r;
+    });
+    const holder = h.deps.db.transaction(async (tx) => {
+      const held = await tx
+        .select({ id: reminders.id })
+        .from(reminders)
+        .where(
+          and(
+            inArray(
+              reminders.id,
+              seeded.map((x) => x.reminderId),
+            ),
+            eq(reminders.status, "claimed"),
+          ),
+        )
+        .for("update");
+      locked(held.length);
+      await released;
+    });
+    try {
+      expect(await isLocked).toBeGreaterThan(concurrency);
+      // Wait until the worker has nothing left to send: all of its claim is sent or stuck.
+      let seen = -1;
+      while (seen !== sink.messages.length) {
+        seen = sink.messages.length;
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      doomed.child.kill("SIGKILL");
+      expect(await doomed.exit).toBe(-1);
+    } finally {
+      release(); // never leave the row locks behind, or every later test (and close) would wait
+      await holder;
+    }
+    await sink.command({ delayMs: 0 });
+    // The call that was in flight may still commit on Haven's side: wait until the rows settle.
+    const afterKill = await settledStatuses(seeded);
+
+    const orphaned = afterKill.filter((r) => r.status === "claimed");
+    const wanted = new Set(orphaned.map((o) => messageIdOf(o.id)));
+    const acceptedOrphans = [...countsById(messagesFor(seeded)).keys()].filter((id) =>
+      wanted.has(id),
+    );
+    // The scenario really had reports held in flight (accepted, unrecorded), and no more of them
+    // than send lanes although Haven stalled the call for as long as the worker would send.
+    expect(acceptedOrphans.length).toBeGreaterThan(0);
+    expect(acceptedOrphans.length).toBeLessThanOrEqual(concurrency);
+    const sentBeforeKill = afterKill.filter((r) => r.status === "sent").length;
+
+    h.clock.now = new Date(h.clock.now.getTime() + 3_000);
+    await finished(cron(key, env));
+    const rows = await statuses(seeded);
+    expect(rows.every((r) => r.status === "sent")).toBe(true);
+    const counts = countsById(messagesFor(seeded));
+    expect(counts.size).toBe(90);
+    expect([...counts.values()].every((n) => n <= 2)).toBe(true);
+    const duplicated = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
+    // A report that reached Haven (even from the call in flight at the kill) is never re-sent.
+    expect(new Set(duplicated)).toEqual(new Set(acceptedOrphans));
+    expect(duplicated.length).toBeLessThanOrEqual(concurrency);
+    console.log(
+      `[reminders] kill test, completeMany in flight: ${sentBeforeKill} reported before/at the kill, ` +
+        `${orphaned.length} claims orphaned, ${duplicated.length} delivered twice ` +
+        `(bound: concurrency ${concurrency}; batch size ${batchSize})`,
     );
   }, 120_000);
 

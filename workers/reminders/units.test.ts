@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { classifySendError } from "./classify.ts";
 import { CronConfigError, loadCronConfig, parseInterval } from "./config.ts";
 import { escapeHtml, loadTemplate, renderReminder } from "./template.ts";
-import { senderDomain } from "./worker.ts";
+import { ReportGroupCommit, senderDomain } from "./worker.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "haven-reminder-template-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -193,5 +193,51 @@ describe("cron configuration", () => {
     expect(senderDomain("Haven <no-reply@clinic.example>")).toBe("clinic.example");
     expect(senderDomain("reminders@mail.clinic.example")).toBe("mail.clinic.example");
     expect(senderDomain("nonsense")).toBe("haven.invalid");
+  });
+});
+
+describe("ReportGroupCommit (reports by group commit, no timer)", () => {
+  it("sends at once when idle; what arrives meanwhile goes together in the next call", async () => {
+    const calls: number[][] = [];
+    const gates: (() => void)[] = [];
+    const g = new ReportGroupCommit<number>(async (batch) => {
+      calls.push([...batch]);
+      await new Promise<void>((r) => gates.push(r));
+    });
+    const settled: number[] = [];
+    const p1 = g.submit(1).then(() => settled.push(1));
+    expect(calls).toEqual([[1]]); // out at once, synchronously: no timer
+    const rest = [2, 3, 4].map((n) => g.submit(n).then(() => settled.push(n)));
+    expect(g.queued).toBe(3);
+    expect(calls).toHaveLength(1); // one call in flight at a time
+    gates.shift()?.();
+    await p1;
+    expect(settled).toEqual([1]);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([[1], [2, 3, 4]]);
+    gates.shift()?.();
+    await Promise.all(rest);
+    expect(settled).toEqual([1, 2, 3, 4]);
+    const p5 = g.submit(5);
+    expect(calls.at(-1)).toEqual([5]); // idle again: at once
+    gates.shift()?.();
+    await p5;
+  });
+
+  it("caps a call at 500 reports; a flush that throws fails its own reports only", async () => {
+    const sizes: number[] = [];
+    let first = true;
+    const g = new ReportGroupCommit<number>(async (batch) => {
+      sizes.push(batch.length);
+      if (first) {
+        first = false;
+        await new Promise((r) => setImmediate(r));
+        throw new Error("flush must not throw, but a report must not hang if it does");
+      }
+    });
+    const all = Array.from({ length: 1201 }, (_, i) => g.submit(i));
+    await expect(all[0]).rejects.toThrow(/must not throw/);
+    await Promise.all(all.slice(1));
+    expect(sizes).toEqual([1, 500, 500, 200]);
   });
 });
