@@ -49,17 +49,6 @@ interface Waiter {
 }
 
 /**
- * Group commit of audit rows written outside a transaction (reads, denials), one per database
- * handle. A caller's promise settles only when the INSERT that carries its rows has committed
- * (autocommit, so the rows are durable), or rejects with that INSERT's error; nothing is dropped
- * and nothing is acknowledged early. While one INSERT is in flight, rows of concurrent requests
- * queue and go out together in the next single INSERT (leader/follower group commit, no timer:
- * a lone request waits for nobody). A failing INSERT rejects EVERY waiter whose rows it carried
- * (the statement is atomic: none of its rows exist). Row ids (UUIDv7) and times are fixed by the
- * caller before queueing, and the chain sealer orders links by event id, so batching cannot
- * reorder the audit hash chain (server/audit/chain.ts).
- */
-/**
  * INSERT `rows` into `audit_events` in one statement. One row: drizzle's prepared multi-parameter
  * INSERT. Several: `INSERT … SELECT … FROM jsonb_to_recordset($1)` with ONE bind parameter instead
  * of 15 per row — building a 50-row INSERT parameter by parameter in drizzle was ~20 % of the
@@ -99,6 +88,17 @@ export async function insertAuditRows(db: Executor, rows: readonly AuditRow[]): 
     );
 }
 
+/**
+ * Group commit of audit rows written outside a transaction (reads, denials), one per database
+ * handle. A caller's promise settles only when the INSERT that carries its rows has committed
+ * (autocommit, so the rows are durable), or rejects with that INSERT's error; nothing is dropped
+ * and nothing is acknowledged early. While one INSERT is in flight, rows of concurrent requests
+ * queue and go out together in the next single INSERT (leader/follower group commit, no timer:
+ * a lone request waits for nobody). A failing INSERT rejects EVERY waiter whose rows it carried
+ * (the statement is atomic: none of its rows exist). Row ids (UUIDv7) and times are fixed by the
+ * caller before queueing, and the chain sealer orders links by event id, so batching cannot
+ * reorder the audit hash chain (server/audit/chain.ts).
+ */
 export class AuditGroupCommit {
   #queue: Waiter[] = [];
   #draining = false;
