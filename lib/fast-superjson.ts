@@ -6,7 +6,7 @@ import superjson from "superjson";
  * same `meta`, same key order) for the values Haven's outputs are made of: plain objects, arrays,
  * strings, finite numbers, booleans, null and `Date`. Anything else — `undefined`, `Map`, `Set`,
  * `BigInt`, `NaN`/`±Infinity`/`-0`, class instances, invalid dates, keys with `.` or `\` (which
- * superjson escapes), an object reached twice (superjson records referential equalities) — makes
+ * superjson escapes), `__proto__`/`constructor`/`prototype` keys (which superjson refuses), an object reached twice (superjson records referential equalities) — makes
  * it hand the whole value to superjson unchanged, so the wire format never differs.
  *
  * Why: superjson's generic walker (identity tracking, per-node path arrays, deep copy) was ~10% of
@@ -14,13 +14,14 @@ import superjson from "superjson";
  * plain JSON plus a few Dates.
  */
 export function serializeFast(value: unknown): SuperJSONResult {
-  const dates: string[] = [];
   const seen = new Set<object>();
-  const json = plain(value, "", dates, seen);
-  if (json === FALLBACK) return superjson.serialize(value);
-  if (dates.length === 0) return { json: json as SuperJSONResult["json"] };
-  const values: Record<string, ["Date"]> = {};
-  for (const p of dates) values[p] = ["Date"];
+  annotations = undefined;
+  const json = plain(value, seen);
+  const values = annotations;
+  annotations = undefined;
+  // A Date at the root is annotated as a bare ["Date"]; leave that shape to superjson.
+  if (json === FALLBACK || values === DATE) return superjson.serialize(value);
+  if (values === undefined) return { json: json as SuperJSONResult["json"] };
   // `v: 1` is superjson 2's meta version marker; it is only written with meta.
   return {
     json: json as SuperJSONResult["json"],
@@ -29,51 +30,84 @@ export function serializeFast(value: unknown): SuperJSONResult {
 }
 
 const FALLBACK = Symbol("fallback");
+/** Keys superjson's walker refuses (it throws on them as a prototype-pollution risk); so do we. */
+const POLLUTING_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+const DATE = ["Date"] as const;
 
-function plain(v: unknown, path: string, dates: string[], seen: Set<object>): unknown {
+/** A node's type annotations, as superjson's walker builds them: a Date leaf, or relative paths. */
+type Annotations = typeof DATE | Record<string, typeof DATE>;
+
+/**
+ * The annotations of the node {@link plain} last returned (`undefined` when it holds no Date).
+ * Passed out of band so the walk allocates nothing for the many nodes without a Date.
+ */
+let annotations: Annotations | undefined;
+
+/**
+ * Folds a child's annotations into its parent's, keyed exactly as superjson's walker does: a Date
+ * child under its own key, a subtree's entries under `key.path`. The accumulator is a plain object
+ * on purpose: superjson's meta inherits JavaScript's property order, which lists integer-like keys
+ * (`"1"`) before string keys (`"0.at"`) at every level, and only a real object reproduces it.
+ */
+function fold(
+  inner: Record<string, typeof DATE> | undefined,
+  key: string | number,
+  child: Annotations,
+): Record<string, typeof DATE> {
+  const acc = inner ?? {};
+  if (child === DATE) acc[key] = DATE;
+  else for (const k in child) acc[`${key}.${k}`] = DATE;
+  return acc;
+}
+
+function plain(v: unknown, seen: Set<object>): unknown {
   switch (typeof v) {
     case "string":
     case "boolean":
+      annotations = undefined;
       return v;
     case "number":
+      annotations = undefined;
       return Number.isFinite(v) && !Object.is(v, -0) ? v : FALLBACK;
     case "object": {
+      annotations = undefined;
       if (v === null) return null;
       if (seen.has(v)) return FALLBACK;
       seen.add(v);
+      let inner: Record<string, typeof DATE> | undefined;
       if (Array.isArray(v)) {
         const out: unknown[] = new Array(v.length);
         for (let i = 0; i < v.length; i++) {
           if (!(i in v)) return FALLBACK;
-          const r = plain(v[i], path === "" ? String(i) : `${path}.${i}`, dates, seen);
+          const r = plain(v[i], seen);
           if (r === FALLBACK) return FALLBACK;
+          if (annotations !== undefined) inner = fold(inner, i, annotations);
           out[i] = r;
         }
+        annotations = inner;
         return out;
       }
       if (v instanceof Date) {
-        if (Number.isNaN(v.getTime()) || path === "") return FALLBACK;
-        dates.push(path);
+        if (Number.isNaN(v.getTime())) return FALLBACK;
+        annotations = DATE;
         return v.toISOString();
       }
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null) return FALLBACK;
       const out: Record<string, unknown> = {};
       for (const k of Object.keys(v)) {
-        if (k.includes(".") || k.includes("\\") || k === "__proto__") return FALLBACK;
-        const r = plain(
-          (v as Record<string, unknown>)[k],
-          path === "" ? k : `${path}.${k}`,
-          dates,
-          seen,
-        );
+        if (k.includes(".") || k.includes("\\") || POLLUTING_KEYS.has(k)) return FALLBACK;
+        const r = plain((v as Record<string, unknown>)[k], seen);
         if (r === FALLBACK) return FALLBACK;
+        if (annotations !== undefined) inner = fold(inner, k, annotations);
         out[k] = r;
       }
       if (Object.getOwnPropertySymbols(v).length > 0) return FALLBACK;
+      annotations = inner;
       return out;
     }
     default:
+      annotations = undefined;
       return FALLBACK;
   }
 }
