@@ -52,8 +52,14 @@ export async function startMailSink(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
+  // smtp-server reports a client that resets mid-session as an `error` on the server; without a
+  // listener that would crash the process hosting the sink. A relay shrugs it off.
+  server.on("error", () => undefined);
   return {
     url: `smtp://127.0.0.1:${port}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

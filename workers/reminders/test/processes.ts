@@ -93,6 +93,7 @@ export async function startSink(): Promise<Sink> {
         rejected.push({ code: e.code as number, to: e.to as string[] });
       } else if (e.event === "ack") {
         acks.get(e.id as number)?.();
+        acks.delete(e.id as number);
       }
     });
     void exited.then(() => rej(new Error(`SMTP sink exited: ${stderr}`)));
@@ -102,10 +103,18 @@ export async function startSink(): Promise<Sink> {
     url: `smtp://127.0.0.1:${port}`,
     messages,
     rejected,
+    // Fails at once, with the sink's stderr, if the sink has died (instead of waiting forever).
     command: (cmd) =>
-      new Promise<void>((res) => {
+      new Promise<void>((res, rej) => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          rej(new Error(`SMTP sink is not running (exit ${child.exitCode}): ${stderr}`));
+          return;
+        }
         const id = nextId++;
         acks.set(id, res);
+        void exited.then((code) => {
+          if (acks.delete(id)) rej(new Error(`SMTP sink exited (${code}): ${stderr}`));
+        });
         child.stdin?.write(`${JSON.stringify({ id, ...cmd })}\n`);
       }),
     waitForMessages: (n, timeoutMs = 60_000) =>

@@ -10,6 +10,7 @@ import { SMTPServer } from "smtp-server";
  *   {"event":"message","seq":n,"messageId":…,"to":[…],"subject":…,"text":…,"html":…,"at":ms}
  *   {"event":"rejected","code":451,"to":[…]}
  *   {"event":"ack","id":…}                      after each control command
+ *   {"event":"connection-error","code":"ECONNRESET"}   a client went away mid-session
  * and takes control commands on stdin, one JSON object a line:
  *   {"id":1,"mode":"accept"} | {"id":2,"mode":"reject","code":451} | {"id":3,"delayMs":50}
  * A message is reported BEFORE the 250 reply goes out: once reported, the server has accepted it
@@ -59,6 +60,14 @@ const server = new SMTPServer({
       callback(null, `Message queued as sink-${seq}`);
     });
   },
+});
+
+// A client that dies mid-session (the kill tests SIGKILL a cron with sends in flight) resets its
+// socket; smtp-server reports that as an `error` event on the server, which would crash this
+// process without a listener, leaving every later test waiting on a sink that is gone. A real
+// relay logs it and keeps serving.
+server.on("error", (err: Error & { code?: string }) => {
+  emit({ event: "connection-error", code: err.code ?? err.name });
 });
 
 createInterface({ input: process.stdin }).on("line", (line) => {
