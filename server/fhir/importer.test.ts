@@ -381,6 +381,38 @@ describe("importBundle", () => {
     expect(await rowCounts()).toEqual(before);
   });
 
+  it("refuses __proto__/constructor/prototype keys at any depth (superjson could never serve them)", async () => {
+    const before = await rowCounts();
+    const observation = (extra: Record<string, unknown>) =>
+      smallBundle("ab12", [
+        {
+          resourceType: "Observation",
+          id: "obs-ab12",
+          status: "final",
+          subject: { reference: "Patient/pat-ab12" },
+          code: { text: "x" },
+          ...extra,
+        } as FhirResource,
+      ]);
+    const inputs: unknown[] = [
+      observation({ note: [{ text: "ok", constructor: "x" }] }),
+      observation({ valueQuantity: { value: 1, prototype: { a: 1 } } }),
+      // JSON.parse makes "__proto__" an own key; only the text form can carry it.
+      JSON.stringify(observation({})).replace(
+        '"status":"final"',
+        '"__proto__":{"x":1},"status":"final"',
+      ),
+    ];
+    for (const input of inputs) {
+      const err = await importBundle(deps, input).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FhirImportError);
+      expect((err as FhirImportError).failure).toBe("malformed");
+      expect((err as FhirImportError).resourceType).toBe("Observation");
+      expect((err as Error).message).toMatch(/__proto__, constructor or prototype key/);
+    }
+    expect(await rowCounts()).toEqual(before);
+  });
+
   it("gives a stored practitioner the organization its bundle creates (writes in order)", async () => {
     // The practitioner exists without an organization; the next bundle creates the organization
     // and, through an Encounter, assigns it: the UPDATE must reach the server after the INSERT.

@@ -83,8 +83,9 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /**
  * Validate a bundle's envelope: JSON text (string or bytes) or an already parsed object; a
  * `Bundle` of type batch, transaction or collection; every entry with a `resource` that has a
- * `resourceType`; every handled resource with an id (`resource.id`, else a `urn:uuid:` fullUrl).
- * Resource contents are checked later, field by field.
+ * `resourceType`; every handled resource with an id (`resource.id`, else a `urn:uuid:` fullUrl);
+ * no `__proto__`/`constructor`/`prototype` key at any depth of a resource. Resource contents are
+ * checked later, field by field.
  * @throws FhirImportError ("malformed") naming the entry index and resource type only
  */
 export function parseBundle(input: unknown): ParsedBundle {
@@ -129,6 +130,15 @@ export function parseBundle(input: unknown): ParsedBundle {
         },
       );
     }
+    if (hasReservedKey(resource)) {
+      // Not a FHIR element name anywhere in R4, and Haven's wire format (superjson) refuses to
+      // serialize such a key: stored, it would make every later read of the record fail.
+      throw new FhirImportError(
+        `${describeEntry(index, resourceType)} has a __proto__, constructor or prototype key`,
+        "malformed",
+        { entryIndex: index, resourceType },
+      );
+    }
     const fullUrl = typeof item.fullUrl === "string" ? item.fullUrl : undefined;
     const urnId = fullUrl ? URN_UUID.exec(fullUrl)?.[1] : undefined;
     const id = resource.id;
@@ -148,6 +158,32 @@ export function parseBundle(input: unknown): ParsedBundle {
     return { index, fullUrl, resource: resource as FhirResource, fhirId: fhirId ?? "" };
   });
   return { type: type as ParsedBundle["type"], entries };
+}
+
+const RESERVED_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * Whether any object inside `value` (at any depth) has a `__proto__`, `constructor` or `prototype`
+ * key. FHIR JSON element names never take these (HL7 FHIR R4 §2.6.2: names are the element names
+ * of the resource definitions); they are prototype-pollution vectors (OWASP ASVS 5.1.2), and
+ * superjson refuses to serialize them. Iterative, so a deeply nested hostile input cannot
+ * overflow the stack.
+ */
+function hasReservedKey(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== "object" || v === null) continue;
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+      continue;
+    }
+    for (const k of Object.keys(v)) {
+      if (RESERVED_KEYS.has(k)) return true;
+      stack.push((v as Record<string, unknown>)[k]);
+    }
+  }
+  return false;
 }
 
 /** Thrown inside the transaction to roll a dry run back. */
