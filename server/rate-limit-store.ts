@@ -53,6 +53,24 @@ export async function sweepBuckets(db: Database): Promise<void> {
 type IncrCallback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 
 /**
+ * Hand one hit its answer. A callback that throws (a bug in the caller) must not keep the hits
+ * after it in the same upsert from being answered, nor surface as an unhandled rejection of the
+ * store's promise chain; it is reported as a process warning carrying the error's name only.
+ */
+function answer(
+  cb: IncrCallback,
+  err: Error | null,
+  result?: { current: number; ttl: number },
+): void {
+  try {
+    cb(err, result);
+  } catch (thrown) {
+    const name = thrown instanceof Error ? thrown.name : typeof thrown;
+    process.emitWarning(`rate-limit callback threw (${name})`, { code: "HAVEN_RATE_LIMIT_CB" });
+  }
+}
+
+/**
  * A `@fastify/rate-limit` store over the `rate_limit_buckets` table, so limits hold across every
  * Haven instance on one database (ARCHITECTURE §3: no per-process security state). Works on
  * PostgreSQL and on embedded PGlite.
@@ -78,11 +96,13 @@ export function postgresRateLimitStore(db: Database): new () => CounterStore {
       .then(
         ({ current, ttl }) => {
           const first = current - callbacks.length;
-          for (const [i, cb] of callbacks.entries()) cb(null, { current: first + i + 1, ttl });
+          for (const [i, cb] of callbacks.entries()) {
+            answer(cb, null, { current: first + i + 1, ttl });
+          }
         },
         (err: unknown) => {
           const e = err instanceof Error ? err : new Error("rate-limit store failed");
-          for (const cb of callbacks) cb(e);
+          for (const cb of callbacks) answer(cb, e);
         },
       )
       .finally(() => {

@@ -114,4 +114,38 @@ describe("rate-limit counter store", () => {
     expect(outcomes.every((o) => o.status === "rejected")).toBe(true);
     await expect(hit(store, "sess:down", 60_000)).rejects.toBeDefined();
   });
+
+  it("a callback that throws does not keep the rest of its group from their answers", async () => {
+    const Store = postgresRateLimitStore(h.testDb.handle.db);
+    const store = new Store();
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(String(w.code));
+    process.on("warning", onWarning);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (r: unknown) => unhandled.push(r);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      // The first hit goes out alone; the next three queue behind it and share one upsert, the
+      // first of which throws.
+      const first = hit(store, "sess:throws", 60_000);
+      store.incr(
+        "sess:throws",
+        () => {
+          throw new Error("caller bug");
+        },
+        60_000,
+      );
+      const rest = [hit(store, "sess:throws", 60_000), hit(store, "sess:throws", 60_000)];
+      const answers = await Promise.all([first, ...rest]);
+      expect(answers.map((a) => a.current)).toEqual([1, 3, 4]);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(warnings).toContain("HAVEN_RATE_LIMIT_CB");
+      expect(unhandled).toEqual([]);
+      // The bucket still works for the next group.
+      expect((await hit(store, "sess:throws", 60_000)).current).toBe(5);
+    } finally {
+      process.off("warning", onWarning);
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
 });
