@@ -14,8 +14,8 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from "fastify";
-import { v7 as uuidv7 } from "uuid";
 import type { Database, DatabaseHandle } from "../db/client.ts";
+import { uuidv7 } from "../lib/uuid.ts";
 import { adminStatic } from "./admin-static.ts";
 import { authenticate } from "./auth/credentials.ts";
 import { type CookieSpec, SESSION_COOKIE } from "./auth/session.ts";

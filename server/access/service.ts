@@ -1,8 +1,8 @@
 import { and, asc, count, eq, gt, inArray, isNotNull, isNull, sql } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { z } from "zod";
 import { auditEvents, breakGlassGrants, practitioners } from "../../db/schema/index.ts";
 import type { Logger } from "../../lib/logger.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { decodeOptionalCursor, encodeCursor, keysetAfter } from "../kernel/cursor.ts";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { and, desc, eq } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import { apiKeys, users } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import { API_KEY_PREFIX } from "../auth/api-key-credential.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";

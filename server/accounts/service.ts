@@ -1,9 +1,9 @@
 import { randomBytes, randomInt } from "node:crypto";
 import { and, asc, desc, eq, gt, inArray, isNull, lt, ne } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { invitations, patients, practitioners, users } from "../../db/schema/index.ts";
 import type { MailTransport } from "../../lib/mail.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { LoginRequest, LoginResult } from "../auth/login.ts";
 import type { SessionIo } from "../auth/own-sessions.ts";
 import { assertPasswordAcceptable, hashPassword } from "../auth/password-hashing.ts";

@@ -1,7 +1,7 @@
 import { and, eq, gt, inArray, lt, ne } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { appointments, patients } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";

@@ -1,7 +1,7 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { reminders } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { SchedulingSettings } from "./settings.ts";
 
 /**

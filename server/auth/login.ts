@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import { patients, practitioners, users } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, type DenialEvent, recordAudit } from "../kernel/audit.ts";
 import type { Demographics } from "../kernel/demographics.ts";

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { and, eq, isNull, ne } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Database } from "../../db/client.ts";
 import { passwordResetTokens, users } from "../../db/schema/index.ts";
 import type { MailTransport } from "../../lib/mail.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from "../kernel/errors.ts";

@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, inArray, lt, or, sql } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { authThrottleEvents } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import { TooManyRequestsError } from "../kernel/errors.ts";
 import { sha256Hex } from "../kernel/hash.ts";
 

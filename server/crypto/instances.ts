@@ -1,8 +1,8 @@
 import { hostname } from "node:os";
 import { eq, lt, sql } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Executor } from "../../db/client.ts";
 import { serverInstances } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import { phiKeyFingerprints } from "./fingerprint.ts";
 import type { Keyring } from "./keyring.ts";
 

@@ -1,6 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
 import { asc, eq, inArray } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import {
   appointments,
   careRelationships,
@@ -9,6 +8,7 @@ import {
   patients,
   practitioners,
 } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { ServiceDeps } from "../deps.ts";
 import type { Demographics } from "../kernel/demographics.ts";
 import { NotFoundError } from "../kernel/errors.ts";

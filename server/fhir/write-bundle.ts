@@ -1,5 +1,4 @@
 import { eq, inArray, type SQLWrapper, sql } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Transaction } from "../../db/client.ts";
 import {
   appointments,
@@ -10,6 +9,7 @@ import {
   practitioners,
 } from "../../db/schema/index.ts";
 import { UnnestInsert } from "../../db/unnest-insert.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { PhiCrypto } from "../crypto/phi.ts";
 import { sourceMac } from "../crypto/source-mac.ts";
 import { bump, type ImportCounts } from "./counts.ts";

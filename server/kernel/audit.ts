@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { Database, Executor } from "../../db/client.ts";
 import { recordsetJson } from "../../db/rows.ts";
 import { auditEvents } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { AuditAction, AuditOutcome } from "./audit-actions.ts";
 import type { Role } from "./roles.ts";
 

@@ -1,5 +1,4 @@
 import { and, asc, eq, gte, inArray, lt, lte } from "drizzle-orm";
-import { v7 as uuidv7 } from "uuid";
 import type { z } from "zod";
 import type { Executor } from "../../db/client.ts";
 import {
@@ -9,6 +8,7 @@ import {
   organizations,
   practitioners,
 } from "../../db/schema/index.ts";
+import { uuidv7 } from "../../lib/uuid.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { type AuditActor, auditDenial, recordAudit } from "../kernel/audit.ts";
 import type { AuditAction } from "../kernel/audit-actions.ts";
