@@ -146,6 +146,10 @@ test("an admin revokes an invitation, and its link stops working", async ({
   const invite = page.getByRole("form", { name: "Invite a user" });
   await invite.getByLabel("E-mail").fill(email);
   await invite.getByRole("button", { name: "Send invitation" }).click();
+  // Reload only once the server has answered: a reload while the mutation is in flight cancels it.
+  await expect(
+    page.getByRole("status").filter({ hasText: `Invitation e-mailed to ${email}` }),
+  ).toBeVisible();
   // The open invitations come from the API (auth.invitations.list), so a reload still lists it.
   await page.reload();
   const open = page.getByRole("table", { name: "Open invitations" });
