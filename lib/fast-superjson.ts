@@ -6,8 +6,13 @@ import superjson from "superjson";
  * same `meta`, same key order) for the values Haven's outputs are made of: plain objects, arrays,
  * strings, finite numbers, booleans, null and `Date`. Anything else — `undefined`, `Map`, `Set`,
  * `BigInt`, `NaN`/`±Infinity`/`-0`, class instances, invalid dates, keys with `.` or `\` (which
- * superjson escapes), `__proto__`/`constructor`/`prototype` keys (which superjson refuses), an object reached twice (superjson records referential equalities) — makes
- * it hand the whole value to superjson unchanged, so the wire format never differs.
+ * superjson escapes), `__proto__`/`constructor`/`prototype` keys (which superjson refuses: it
+ * throws, and so does this then), an object reached twice (superjson records referential
+ * equalities) — makes it hand the whole value to superjson unchanged, so the wire format never
+ * differs. The `meta.values` keys come in superjson's order too (see {@link fold}).
+ * @param value a procedure's output
+ * @returns `{ json, meta? }` exactly as `superjson.serialize(value)` returns it
+ * @throws Error as superjson does, for a prototype-polluting key
  *
  * Why: superjson's generic walker (identity tracking, per-node path arrays, deep copy) was ~10% of
  * Haven's self time under `patients.get` load (bench/results/2026-12-02.md); the record is
@@ -60,6 +65,10 @@ function fold(
   return acc;
 }
 
+/**
+ * The JSON form of `v` (a Date as its ISO string), or {@link FALLBACK} when `v` holds anything
+ * superjson would treat differently. Leaves `v`'s annotations in {@link annotations}.
+ */
 function plain(v: unknown, seen: Set<object>): unknown {
   switch (typeof v) {
     case "string":
