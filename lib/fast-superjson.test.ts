@@ -30,7 +30,8 @@ const value = fc.letrec((tie) => ({
 
 /**
  * What a serializer does with a value: its JSON text, or the error it throws. superjson refuses a
- * `__proto__` key (prototype pollution), which fast-check generates; the fast path must refuse too.
+ * `__proto__`, `constructor` or `prototype` key (prototype pollution), which fast-check generates;
+ * the fast path must refuse them too.
  */
 function outcome(serialize: () => unknown): string {
   try {

@@ -35,8 +35,16 @@ export function serializeFast(value: unknown): SuperJSONResult {
 }
 
 const FALLBACK = Symbol("fallback");
-/** Keys superjson's walker refuses (it throws on them as a prototype-pollution risk); so do we. */
-const POLLUTING_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+/**
+ * Object keys superjson's walker refuses: it throws on them as a prototype-pollution risk, and so
+ * does {@link serializeFast}. A value holding one can never be sent on Haven's wire, so input that
+ * is stored and served back (FHIR import) refuses them up front.
+ */
+export const WIRE_REFUSED_KEYS: ReadonlySet<string> = new Set([
+  "__proto__",
+  "constructor",
+  "prototype",
+]);
 const DATE = ["Date"] as const;
 
 /** A node's type annotations, as superjson's walker builds them: a Date leaf, or relative paths. */
@@ -105,7 +113,7 @@ function plain(v: unknown, seen: Set<object>): unknown {
       if (proto !== Object.prototype && proto !== null) return FALLBACK;
       const out: Record<string, unknown> = {};
       for (const k of Object.keys(v)) {
-        if (k.includes(".") || k.includes("\\") || POLLUTING_KEYS.has(k)) return FALLBACK;
+        if (k.includes(".") || k.includes("\\") || WIRE_REFUSED_KEYS.has(k)) return FALLBACK;
         const r = plain((v as Record<string, unknown>)[k], seen);
         if (r === FALLBACK) return FALLBACK;
         if (annotations !== undefined) inner = fold(inner, k, annotations);

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Database } from "../../db/client.ts";
+import { WIRE_REFUSED_KEYS } from "../../lib/fast-superjson.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { recordAudit, SYSTEM_ACTOR } from "../kernel/audit.ts";
 import { sqlState } from "../kernel/errors.ts";
@@ -160,13 +161,12 @@ export function parseBundle(input: unknown): ParsedBundle {
   return { type: type as ParsedBundle["type"], entries };
 }
 
-const RESERVED_KEYS = new Set(["__proto__", "constructor", "prototype"]);
-
 /**
  * Whether any object inside `value` (at any depth) has a `__proto__`, `constructor` or `prototype`
  * key. FHIR JSON element names never take these (HL7 FHIR R4 §2.6.2: names are the element names
  * of the resource definitions); they are prototype-pollution vectors (OWASP ASVS 5.1.2), and
- * superjson refuses to serialize them. Iterative, so a deeply nested hostile input cannot
+ * superjson refuses to serialize them (the set is {@link WIRE_REFUSED_KEYS}, shared with the
+ * serializer). Iterative, so a deeply nested hostile input cannot
  * overflow the stack.
  */
 function hasReservedKey(value: unknown): boolean {
@@ -179,7 +179,7 @@ function hasReservedKey(value: unknown): boolean {
       continue;
     }
     for (const k of Object.keys(v)) {
-      if (RESERVED_KEYS.has(k)) return true;
+      if (WIRE_REFUSED_KEYS.has(k)) return true;
       stack.push((v as Record<string, unknown>)[k]);
     }
   }
